@@ -1,0 +1,2 @@
+//! agentry-actions (under construction)
+#![deny(missing_docs)]

@@ -1,0 +1,237 @@
+//! Redaction of secrets from event payloads, applied once at emit time so that no
+//! hook, sink or store ever sees a key, token or password.
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Map, Value};
+
+/// The placeholder written where a secret was.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Secrets shorter than this are not registered: replacing every `"ab"` in every
+/// payload would destroy data without protecting anything.
+const MIN_SECRET_LEN: usize = 4;
+
+/// Default longest string kept in a payload, in bytes.
+const DEFAULT_MAX_STRING_BYTES: usize = 64 * 1024;
+
+/// Removes secrets from JSON values: values under sensitive keys (`api_key`,
+/// `authorization`, `password`, `*_token` …) and every occurrence of a registered
+/// secret value anywhere in a string. Also bounds long strings.
+///
+/// Cloning shares the registered secrets.
+///
+/// ```
+/// use agentry_core::Redactor;
+/// use serde_json::json;
+///
+/// let r = Redactor::default();
+/// r.register_secret("sk-live-123456");
+/// let mut v = json!({"api_key": "x", "note": "used sk-live-123456", "usage": {"total_tokens": 3}});
+/// r.redact_value(&mut v);
+/// assert_eq!(v, json!({"api_key": "[REDACTED]", "note": "used [REDACTED]", "usage": {"total_tokens": 3}}));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    secrets: RwLock<Vec<String>>,
+    extra_keys: RwLock<Vec<String>>,
+    max_string_bytes: usize,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::with_max_string_bytes(DEFAULT_MAX_STRING_BYTES)
+    }
+}
+
+fn normalize_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn builtin_sensitive(norm: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "authorization",
+        "proxyauthorization",
+        "cookie",
+        "setcookie",
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "credential",
+        "credentials",
+        "privatekey",
+        "token",
+    ];
+    const SUFFIXES: &[&str] = &["apikey", "secret", "password", "token", "secretkey", "accesskey", "privatekey"];
+    EXACT.contains(&norm) || SUFFIXES.iter().any(|s| norm.ends_with(s))
+}
+
+impl Redactor {
+    /// A redactor that truncates strings longer than `max` bytes.
+    pub fn with_max_string_bytes(max: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                secrets: RwLock::new(Vec::new()),
+                extra_keys: RwLock::new(Vec::new()),
+                max_string_bytes: max.max(64),
+            }),
+        }
+    }
+
+    /// Registers a secret value (an API key read from the environment, say) that
+    /// must never appear in any event. Values shorter than 4 bytes are ignored.
+    pub fn register_secret(&self, secret: impl Into<String>) {
+        let secret = secret.into();
+        if secret.len() < MIN_SECRET_LEN {
+            return;
+        }
+        if let Ok(mut s) = self.inner.secrets.write() {
+            if !s.contains(&secret) {
+                s.push(secret);
+                // Longest first, so a secret containing another is replaced whole.
+                s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+            }
+        }
+    }
+
+    /// Adds a key name whose values are always redacted (compared without case,
+    /// `_`, `-` or `.`).
+    pub fn register_sensitive_key(&self, key: &str) {
+        if let Ok(mut k) = self.inner.extra_keys.write() {
+            k.push(normalize_key(key));
+        }
+    }
+
+    /// Whether values under this key are redacted.
+    pub fn is_sensitive_key(&self, key: &str) -> bool {
+        let norm = normalize_key(key);
+        builtin_sensitive(&norm)
+            || self.inner.extra_keys.read().map(|k| k.contains(&norm)).unwrap_or(false)
+    }
+
+    /// Redacts a JSON value in place.
+    pub fn redact_value(&self, value: &mut Value) {
+        let secrets = self.inner.secrets.read().map(|s| s.clone()).unwrap_or_default();
+        self.walk(value, &secrets);
+    }
+
+    /// Redacts every value of a JSON object in place.
+    pub fn redact_map(&self, map: &mut Map<String, Value>) {
+        let secrets = self.inner.secrets.read().map(|s| s.clone()).unwrap_or_default();
+        self.walk_map(map, &secrets);
+    }
+
+    /// Returns the string with registered secrets replaced and its length bounded.
+    pub fn redact_str(&self, s: &str) -> String {
+        let secrets = self.inner.secrets.read().map(|s| s.clone()).unwrap_or_default();
+        let mut out = s.to_owned();
+        self.scrub_string(&mut out, &secrets);
+        out
+    }
+
+    fn walk(&self, value: &mut Value, secrets: &[String]) {
+        match value {
+            Value::String(s) => self.scrub_string(s, secrets),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.walk(v, secrets)),
+            Value::Object(map) => self.walk_map(map, secrets),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    fn walk_map(&self, map: &mut Map<String, Value>, secrets: &[String]) {
+        for (key, v) in map.iter_mut() {
+            if !v.is_null() && self.is_sensitive_key(key) {
+                *v = Value::String(REDACTED.to_owned());
+            } else {
+                self.walk(v, secrets);
+            }
+        }
+    }
+
+    fn scrub_string(&self, s: &mut String, secrets: &[String]) {
+        for secret in secrets {
+            if s.contains(secret.as_str()) {
+                *s = s.replace(secret.as_str(), REDACTED);
+            }
+        }
+        let max = self.inner.max_string_bytes;
+        if s.len() > max {
+            let mut cut = max;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let dropped = s.len() - cut;
+            s.truncate(cut);
+            s.push_str(&format!("…[truncated {dropped} bytes]"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sensitive_keys_are_redacted_but_usage_counts_are_not() {
+        let r = Redactor::default();
+        let mut v = json!({
+            "headers": {"Authorization": "Bearer abc", "X-Api-Key": "k"},
+            "OPENAI_API_KEY": "sk",
+            "github_token": "t",
+            "client_secret": "s",
+            "password": "p",
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3, "max_tokens": 4},
+            "tokenizer": "cl100k",
+            "none": null,
+        });
+        r.redact_value(&mut v);
+        assert_eq!(v["headers"]["Authorization"], REDACTED);
+        assert_eq!(v["headers"]["X-Api-Key"], REDACTED);
+        assert_eq!(v["OPENAI_API_KEY"], REDACTED);
+        assert_eq!(v["github_token"], REDACTED);
+        assert_eq!(v["client_secret"], REDACTED);
+        assert_eq!(v["password"], REDACTED);
+        assert_eq!(v["usage"]["total_tokens"], 3);
+        assert_eq!(v["usage"]["max_tokens"], 4);
+        assert_eq!(v["tokenizer"], "cl100k");
+        assert_eq!(v["none"], Value::Null);
+    }
+
+    #[test]
+    fn registered_secrets_are_replaced_everywhere() {
+        let r = Redactor::default();
+        r.register_secret("hunter22");
+        r.register_secret("ab"); // too short, ignored
+        let mut v = json!(["say hunter22 twice hunter22", {"nested": ["ab hunter22"]}]);
+        r.redact_value(&mut v);
+        assert_eq!(v, json!(["say [REDACTED] twice [REDACTED]", {"nested": ["ab [REDACTED]"]}]));
+    }
+
+    #[test]
+    fn long_strings_are_bounded_on_char_boundary() {
+        let r = Redactor::with_max_string_bytes(64);
+        let mut v = json!("é".repeat(100));
+        r.redact_value(&mut v);
+        let s = v.as_str().unwrap();
+        assert!(s.starts_with("éé"));
+        assert!(s.contains("[truncated"));
+    }
+
+    #[test]
+    fn extra_keys() {
+        let r = Redactor::default();
+        r.register_sensitive_key("session-ticket");
+        let mut v = json!({"session_ticket": "x"});
+        r.redact_value(&mut v);
+        assert_eq!(v["session_ticket"], REDACTED);
+    }
+}

@@ -1,0 +1,2 @@
+//! agentry-macros (under construction)
+#![deny(missing_docs)]

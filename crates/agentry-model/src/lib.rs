@@ -1,0 +1,2 @@
+//! agentry-model (under construction)
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! agentry-testkit (under construction)
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! agentry-workspace (under construction)
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! agentry (under construction)
+#![deny(missing_docs)]
