@@ -150,7 +150,11 @@ impl HookOptions {
     }
     /// Summary delivery with at most `max_items` deltas or `emit_interval` per summary.
     pub fn summary(mut self, max_items: usize, emit_interval: Duration) -> Self {
-        self.delivery = Delivery::Summary { max_items, emit_interval, max_summary_items: 20 };
+        self.delivery = Delivery::Summary {
+            max_items,
+            emit_interval,
+            max_summary_items: 20,
+        };
         self
     }
     /// Sets the delivery policy.
@@ -191,8 +195,13 @@ enum Msg {
 }
 
 enum SlotKind {
-    Inline { coalescer: Option<Mutex<Coalescer>> },
-    Background { tx: mpsc::UnboundedSender<Msg>, task: Mutex<Option<JoinHandle<()>>> },
+    Inline {
+        coalescer: Option<Mutex<Coalescer>>,
+    },
+    Background {
+        tx: mpsc::UnboundedSender<Msg>,
+        task: Mutex<Option<JoinHandle<()>>>,
+    },
 }
 
 struct Slot {
@@ -221,7 +230,9 @@ struct CenterInner {
 impl fmt::Debug for EventCenter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<String> = self.slots().iter().map(|s| s.name.clone()).collect();
-        f.debug_struct("EventCenter").field("hooks", &names).finish()
+        f.debug_struct("EventCenter")
+            .field("hooks", &names)
+            .finish()
     }
 }
 
@@ -256,17 +267,36 @@ impl EventCenter {
 
     /// Registers a hook. Names are unique; background hooks need a Tokio runtime.
     pub fn register(&self, options: HookOptions, hook: impl Hook) -> Result<(), CoreError> {
-        let HookOptions { name, filter, delivery, dispatch } = options;
+        let HookOptions {
+            name,
+            filter,
+            delivery,
+            dispatch,
+        } = options;
         let policy = match delivery {
             Delivery::Raw => None,
-            Delivery::Summary { max_items, emit_interval, max_summary_items } => {
+            Delivery::Summary {
+                max_items,
+                emit_interval,
+                max_summary_items,
+            } => {
                 if max_items == 0 {
-                    return Err(CoreError::InvalidDelivery { hook: name, reason: "max_items must be at least 1" });
+                    return Err(CoreError::InvalidDelivery {
+                        hook: name,
+                        reason: "max_items must be at least 1",
+                    });
                 }
                 if emit_interval.is_zero() {
-                    return Err(CoreError::InvalidDelivery { hook: name, reason: "emit_interval must be positive" });
+                    return Err(CoreError::InvalidDelivery {
+                        hook: name,
+                        reason: "emit_interval must be positive",
+                    });
                 }
-                Some(SummaryPolicy { max_items, emit_interval, max_summary_items })
+                Some(SummaryPolicy {
+                    max_items,
+                    emit_interval,
+                    max_summary_items,
+                })
             }
         };
         let hook: Arc<dyn Hook> = Arc::new(hook);
@@ -275,7 +305,9 @@ impl EventCenter {
             return Err(CoreError::DuplicateHook(name));
         }
         let kind = match dispatch {
-            Dispatch::Await => SlotKind::Inline { coalescer: policy.map(|p| Mutex::new(Coalescer::new(p))) },
+            Dispatch::Await => SlotKind::Inline {
+                coalescer: policy.map(|p| Mutex::new(Coalescer::new(p))),
+            },
             Dispatch::Background => {
                 let handle = tokio::runtime::Handle::try_current()
                     .map_err(|_| CoreError::NoAsyncRuntime(name.clone()))?;
@@ -287,11 +319,24 @@ impl EventCenter {
                     policy.map(Coalescer::new),
                     counters.clone(),
                 ));
-                SlotKind::Background { tx, task: Mutex::new(Some(task)) }
+                SlotKind::Background {
+                    tx,
+                    task: Mutex::new(Some(task)),
+                }
             }
         };
-        let slot = Arc::new(Slot { name: name.clone(), filter, hook, kind, counters });
-        let mut guard = self.inner.slots.write().map_err(|_| CoreError::DuplicateHook(name.clone()))?;
+        let slot = Arc::new(Slot {
+            name: name.clone(),
+            filter,
+            hook,
+            kind,
+            counters,
+        });
+        let mut guard = self
+            .inner
+            .slots
+            .write()
+            .map_err(|_| CoreError::DuplicateHook(name.clone()))?;
         if guard.iter().any(|s| s.name == name) {
             return Err(CoreError::DuplicateHook(name));
         }
@@ -304,8 +349,12 @@ impl EventCenter {
     /// Removes a hook after delivering what it has buffered. Returns whether it existed.
     pub async fn unregister(&self, name: &str) -> bool {
         let removed = {
-            let Ok(mut guard) = self.inner.slots.write() else { return false };
-            let Some(slot) = guard.iter().find(|s| s.name == name).cloned() else { return false };
+            let Ok(mut guard) = self.inner.slots.write() else {
+                return false;
+            };
+            let Some(slot) = guard.iter().find(|s| s.name == name).cloned() else {
+                return false;
+            };
             let next: Vec<Arc<Slot>> = guard.iter().filter(|s| s.name != name).cloned().collect();
             *guard = next.into();
             slot
@@ -322,10 +371,13 @@ impl EventCenter {
 
     /// Delivery counters of a hook.
     pub fn hook_stats(&self, name: &str) -> Option<HookStats> {
-        self.slots().iter().find(|s| s.name == name).map(|s| HookStats {
-            delivered: s.counters.delivered.load(Ordering::Relaxed),
-            failed: s.counters.failed.load(Ordering::Relaxed),
-        })
+        self.slots()
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| HookStats {
+                delivered: s.counters.delivered.load(Ordering::Relaxed),
+                failed: s.counters.failed.load(Ordering::Relaxed),
+            })
     }
 
     /// Delivers everything buffered (summary buffers, background queues) and waits
@@ -404,7 +456,8 @@ async fn stop_slot(slot: &Slot) {
 }
 
 async fn deliver(name: &str, hook: &Arc<dyn Hook>, event: Arc<RuntimeEvent>, counters: &Counters) {
-    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| hook.on_event(event.clone()))) {
+    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| hook.on_event(event.clone())))
+    {
         Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
         Err(panic) => Err(panic),
     };

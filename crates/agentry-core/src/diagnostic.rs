@@ -38,7 +38,12 @@ impl Diagnostic {
         severity: Severity,
         message: impl Into<String>,
     ) -> Self {
-        Self { code: code.into(), severity, message: message.into(), detail: Value::Null }
+        Self {
+            code: code.into(),
+            severity,
+            message: message.into(),
+            detail: Value::Null,
+        }
     }
 
     /// Attaches structured detail.

@@ -67,7 +67,15 @@ impl Emitter {
     /// Resolves once every inline (`await`) hook has handled the event; background
     /// hooks receive it through their queues.
     pub async fn emit(&self, run: &Arc<RunContext>, new: NewEvent) -> Arc<RuntimeEvent> {
-        let NewEvent { event_type, source, level, message, mut payload, mut error, mut meta } = new;
+        let NewEvent {
+            event_type,
+            source,
+            level,
+            message,
+            mut payload,
+            mut error,
+            mut meta,
+        } = new;
         let redactor = self.inner.center.redactor();
         redactor.redact_value(&mut payload);
         redactor.redact_map(&mut meta);
@@ -99,7 +107,9 @@ impl Emitter {
             if self.inner.keep_log {
                 local.log.push(event.clone());
             }
-            local.subscribers.retain(|tx| tx.send(event.clone()).is_ok());
+            local
+                .subscribers
+                .retain(|tx| tx.send(event.clone()).is_ok());
         }
         self.inner.center.dispatch(event.clone()).await;
         drop(seq_guard);
@@ -129,7 +139,11 @@ impl Emitter {
 
     /// Every event recorded so far (empty unless the emitter keeps a log).
     pub fn recorded(&self) -> Vec<Arc<RuntimeEvent>> {
-        self.inner.local.lock().map(|l| l.log.clone()).unwrap_or_default()
+        self.inner
+            .local
+            .lock()
+            .map(|l| l.log.clone())
+            .unwrap_or_default()
     }
 
     /// Ends every subscriber stream once it has drained. Later events still reach

@@ -13,13 +13,22 @@ const MAX_ID_LEN: usize = 256;
 
 fn validate(kind: &'static str, s: &str) -> Result<(), CoreError> {
     if s.is_empty() {
-        return Err(CoreError::InvalidId { kind, reason: "empty" });
+        return Err(CoreError::InvalidId {
+            kind,
+            reason: "empty",
+        });
     }
     if s.len() > MAX_ID_LEN {
-        return Err(CoreError::InvalidId { kind, reason: "longer than 256 bytes" });
+        return Err(CoreError::InvalidId {
+            kind,
+            reason: "longer than 256 bytes",
+        });
     }
     if s.chars().any(|c| c.is_control()) {
-        return Err(CoreError::InvalidId { kind, reason: "contains control characters" });
+        return Err(CoreError::InvalidId {
+            kind,
+            reason: "contains control characters",
+        });
     }
     Ok(())
 }
@@ -134,7 +143,11 @@ pub struct ActionCallId {
 impl ActionCallId {
     /// Builds a call id.
     pub fn new(execution: ExecutionId, round: u32, index: u32) -> Self {
-        Self { execution, round, index }
+        Self {
+            execution,
+            round,
+            index,
+        }
     }
 }
 

@@ -36,7 +36,7 @@ pub use center::{
     Delivery, Dispatch, EventCenter, EventFilter, Hook, HookError, HookOptions, HookStats, hook_fn,
 };
 pub use diagnostic::{Diagnostic, Severity};
-pub use emitter::{EventStream, Emitter};
+pub use emitter::{Emitter, EventStream};
 pub use error::{CoreError, ErrorCode};
 pub use event::{ErrorInfo, EventType, Level, NewEvent, RunContext, RunKind, RuntimeEvent};
 pub use ids::{ActionCallId, AgentId, EventId, ExecutionId, RunId};

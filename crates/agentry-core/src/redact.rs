@@ -70,7 +70,15 @@ fn builtin_sensitive(norm: &str) -> bool {
         "privatekey",
         "token",
     ];
-    const SUFFIXES: &[&str] = &["apikey", "secret", "password", "token", "secretkey", "accesskey", "privatekey"];
+    const SUFFIXES: &[&str] = &[
+        "apikey",
+        "secret",
+        "password",
+        "token",
+        "secretkey",
+        "accesskey",
+        "privatekey",
+    ];
     EXACT.contains(&norm) || SUFFIXES.iter().any(|s| norm.ends_with(s))
 }
 
@@ -114,24 +122,44 @@ impl Redactor {
     pub fn is_sensitive_key(&self, key: &str) -> bool {
         let norm = normalize_key(key);
         builtin_sensitive(&norm)
-            || self.inner.extra_keys.read().map(|k| k.contains(&norm)).unwrap_or(false)
+            || self
+                .inner
+                .extra_keys
+                .read()
+                .map(|k| k.contains(&norm))
+                .unwrap_or(false)
     }
 
     /// Redacts a JSON value in place.
     pub fn redact_value(&self, value: &mut Value) {
-        let secrets = self.inner.secrets.read().map(|s| s.clone()).unwrap_or_default();
+        let secrets = self
+            .inner
+            .secrets
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default();
         self.walk(value, &secrets);
     }
 
     /// Redacts every value of a JSON object in place.
     pub fn redact_map(&self, map: &mut Map<String, Value>) {
-        let secrets = self.inner.secrets.read().map(|s| s.clone()).unwrap_or_default();
+        let secrets = self
+            .inner
+            .secrets
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default();
         self.walk_map(map, &secrets);
     }
 
     /// Returns the string with registered secrets replaced and its length bounded.
     pub fn redact_str(&self, s: &str) -> String {
-        let secrets = self.inner.secrets.read().map(|s| s.clone()).unwrap_or_default();
+        let secrets = self
+            .inner
+            .secrets
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default();
         let mut out = s.to_owned();
         self.scrub_string(&mut out, &secrets);
         out
@@ -213,7 +241,10 @@ mod tests {
         r.register_secret("ab"); // too short, ignored
         let mut v = json!(["say hunter22 twice hunter22", {"nested": ["ab hunter22"]}]);
         r.redact_value(&mut v);
-        assert_eq!(v, json!(["say [REDACTED] twice [REDACTED]", {"nested": ["ab [REDACTED]"]}]));
+        assert_eq!(
+            v,
+            json!(["say [REDACTED] twice [REDACTED]", {"nested": ["ab [REDACTED]"]}])
+        );
     }
 
     #[test]

@@ -56,7 +56,12 @@ impl StallError {
         elapsed: Duration,
         limit: Duration,
     ) -> Self {
-        Self { stage: stage.into(), status, elapsed, limit }
+        Self {
+            stage: stage.into(),
+            status,
+            elapsed,
+            limit,
+        }
     }
 }
 

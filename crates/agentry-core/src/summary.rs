@@ -35,7 +35,10 @@ pub(crate) struct Coalescer {
 
 impl Coalescer {
     pub(crate) fn new(policy: SummaryPolicy) -> Self {
-        Self { policy, buffers: Vec::new() }
+        Self {
+            policy,
+            buffers: Vec::new(),
+        }
     }
 
     /// Takes one event; returns what must be delivered now, in order.
@@ -101,7 +104,10 @@ impl Coalescer {
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.buffers.iter().map(|b| b.first_at + self.policy.emit_interval).min()
+        self.buffers
+            .iter()
+            .map(|b| b.first_at + self.policy.emit_interval)
+            .min()
     }
 
     fn summarize(&self, buffer: Buffer) -> Arc<RuntimeEvent> {
@@ -121,7 +127,9 @@ impl Coalescer {
         let compact: Vec<Value> = events
             .iter()
             .skip(count.saturating_sub(keep))
-            .map(|e| json!({"event_id": e.event_id, "seq": e.seq, "at": e.at, "payload": e.payload}))
+            .map(
+                |e| json!({"event_id": e.event_id, "seq": e.seq, "at": e.at, "payload": e.payload}),
+            )
             .collect();
         let mut meta = last.meta.clone();
         meta.insert("coalesced".into(), Value::Bool(true));

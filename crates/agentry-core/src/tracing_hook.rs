@@ -19,7 +19,12 @@ pub struct TracingHook;
 impl Hook for TracingHook {
     fn on_event(&self, ev: Arc<RuntimeEvent>) -> BoxFuture<'static, Result<(), HookError>> {
         let message = ev.message.as_deref().unwrap_or("");
-        let execution = ev.run.execution_id.as_ref().map(|e| e.as_str()).unwrap_or("");
+        let execution = ev
+            .run
+            .execution_id
+            .as_ref()
+            .map(|e| e.as_str())
+            .unwrap_or("");
         macro_rules! log {
             ($lvl:ident) => {
                 tracing::$lvl!(
