@@ -101,12 +101,12 @@ impl Redactor {
         if secret.len() < MIN_SECRET_LEN {
             return;
         }
-        if let Ok(mut s) = self.inner.secrets.write() {
-            if !s.contains(&secret) {
-                s.push(secret);
-                // Longest first, so a secret containing another is replaced whole.
-                s.sort_by_key(|x| std::cmp::Reverse(x.len()));
-            }
+        if let Ok(mut s) = self.inner.secrets.write()
+            && !s.contains(&secret)
+        {
+            s.push(secret);
+            // Longest first, so a secret containing another is replaced whole.
+            s.sort_by_key(|x| std::cmp::Reverse(x.len()));
         }
     }
 

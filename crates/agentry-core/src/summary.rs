@@ -112,10 +112,10 @@ impl Coalescer {
 
     fn summarize(&self, buffer: Buffer) -> Arc<RuntimeEvent> {
         let mut events = buffer.events;
-        if events.len() == 1 {
-            if let Some(only) = events.pop() {
-                return only;
-            }
+        if events.len() == 1
+            && let Some(only) = events.pop()
+        {
+            return only;
         }
         let count = events.len();
         let (Some(first), Some(last)) = (events.first().cloned(), events.last().cloned()) else {
