@@ -289,7 +289,7 @@ async fn keep_alive_only_sends_comments_never_data() {
     }
     let comments = frames(&received);
     assert!(
-        comments.len() >= 3,
+        comments.len() >= 2,
         "several keep-alive comments: {received:?}"
     );
     assert!(comments.iter().all(|f| f == ": keep-alive"));
