@@ -46,6 +46,18 @@ pub enum ModelError {
         /// What failed.
         detail: String,
     },
+    /// The server reported, inside a successful HTTP response, that generating the
+    /// response failed (a Responses `response.failed` or `error` event, or an
+    /// `{"error": …}` object in a Chat Completions stream).
+    #[error("model response failed at stage `{stage}`: {message}")]
+    ResponseFailed {
+        /// Where it happened.
+        stage: &'static str,
+        /// The provider's error code, when it sent one (`server_error` …).
+        code: Option<String>,
+        /// The provider's message (bounded, redacted).
+        message: String,
+    },
     /// A scripted or replay model has no turn left for this request.
     #[error("scripted model has no turn left (request {0})")]
     ScriptExhausted(usize),
@@ -64,6 +76,7 @@ impl ErrorCode for ModelError {
             ModelError::Stall(_) => "model.stall",
             ModelError::Protocol { .. } => "model.protocol",
             ModelError::Interrupted { .. } => "model.stream_interrupted",
+            ModelError::ResponseFailed { .. } => "model.response_failed",
             ModelError::ScriptExhausted(_) => "model.script_exhausted",
             ModelError::Cancelled => "model.cancelled",
         }
@@ -84,9 +97,9 @@ impl ModelError {
     pub fn stage(&self) -> Option<&str> {
         match self {
             ModelError::Stall(s) => Some(&s.stage),
-            ModelError::Protocol { stage, .. } | ModelError::Interrupted { stage, .. } => {
-                Some(stage)
-            }
+            ModelError::Protocol { stage, .. }
+            | ModelError::Interrupted { stage, .. }
+            | ModelError::ResponseFailed { stage, .. } => Some(stage),
             _ => None,
         }
     }

@@ -87,10 +87,10 @@ impl ResponseAssembler {
                 arguments,
             } => {
                 let call = self.calls.entry(*index).or_default();
-                if let Some(id) = id {
-                    if call.id.is_none() {
-                        call.id = Some(id.clone());
-                    }
+                if let Some(id) = id
+                    && call.id.is_none()
+                {
+                    call.id = Some(id.clone());
                 }
                 if let Some(name) = name {
                     match &mut call.name {

@@ -1,0 +1,354 @@
+//! An incremental Server-Sent Events parser.
+//!
+//! Network chunks split SSE frames anywhere — inside a line, between `\r` and `\n`,
+//! inside a multi-byte character — so the parser keeps unconsumed bytes and only
+//! decodes complete lines. It accepts `\n`, `\r\n` and lone `\r` line endings,
+//! `data:` with or without the space, multi-line data (joined with `\n`), ignores
+//! comments (`:` keep-alives), `id:`, `retry:` and unknown fields, and hands each
+//! complete event to a callback as borrowed text, so no allocation happens per
+//! frame once the buffers have grown to the frame size.
+
+/// Largest line or event (in bytes) accepted; beyond it the stream is treated as
+/// broken instead of growing memory without bound.
+pub(crate) const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// One complete event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SseEvent<'a> {
+    /// The `event:` field, empty when absent.
+    pub event: &'a str,
+    /// The data lines joined with `\n`.
+    pub data: &'a str,
+}
+
+/// What the callback wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Keep parsing.
+    Continue,
+    /// Stop: the consumer saw the end of the response.
+    Stop,
+}
+
+/// Why parsing failed.
+#[derive(Debug)]
+pub(crate) enum SseError<E> {
+    /// A line or event exceeded [`MAX_EVENT_BYTES`].
+    TooLarge,
+    /// The callback failed.
+    Callback(E),
+}
+
+/// The parser state. Reuse one per response.
+#[derive(Debug, Default)]
+pub(crate) struct SseParser {
+    /// Bytes not yet forming a complete line.
+    buf: Vec<u8>,
+    /// The data of the event being built.
+    data: Vec<u8>,
+    /// Whether any `data:` line was seen for the current event (an event with an
+    /// empty data line is still an event).
+    has_data: bool,
+    /// The `event:` field of the event being built.
+    event: String,
+    /// The previous chunk ended with `\r`; a `\n` starting the next one belongs to it.
+    skip_lf: bool,
+    /// The parser stopped (callback said so); further input is ignored.
+    stopped: bool,
+}
+
+impl SseParser {
+    /// A fresh parser.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one network chunk and calls `on_event` for every complete event.
+    pub(crate) fn feed<E>(
+        &mut self,
+        chunk: &[u8],
+        mut on_event: impl FnMut(SseEvent<'_>) -> Result<Flow, E>,
+    ) -> Result<Flow, SseError<E>> {
+        if self.stopped {
+            return Ok(Flow::Stop);
+        }
+        let mut chunk = chunk;
+        if self.skip_lf && !chunk.is_empty() {
+            self.skip_lf = false;
+            if let Some((&b'\n', rest)) = chunk.split_first() {
+                chunk = rest;
+            }
+        }
+        if self.buf.is_empty() {
+            // Fast path: parse straight from the chunk, keep only the tail.
+            let consumed = self.parse_lines(chunk, &mut on_event)?;
+            if self.stopped {
+                return Ok(Flow::Stop);
+            }
+            let rest = chunk.get(consumed..).unwrap_or_default();
+            self.keep_tail(rest)?;
+        } else {
+            self.buf.extend_from_slice(chunk);
+            let buf = std::mem::take(&mut self.buf);
+            let consumed = self.parse_lines(&buf, &mut on_event);
+            self.buf = buf;
+            let consumed = consumed?;
+            if self.stopped {
+                return Ok(Flow::Stop);
+            }
+            self.buf.drain(..consumed.min(self.buf.len()));
+            if self.buf.len() > MAX_EVENT_BYTES {
+                return Err(SseError::TooLarge);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Called at end of input: a last line without terminator and a last event
+    /// without the blank line are still delivered, because many servers close the
+    /// stream right after `data: [DONE]`.
+    pub(crate) fn finish<E>(
+        &mut self,
+        mut on_event: impl FnMut(SseEvent<'_>) -> Result<Flow, E>,
+    ) -> Result<Flow, SseError<E>> {
+        if self.stopped {
+            return Ok(Flow::Stop);
+        }
+        let buf = std::mem::take(&mut self.buf);
+        if !buf.is_empty() {
+            self.line(&buf);
+        }
+        if self.has_data {
+            return self.dispatch(&mut on_event);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn keep_tail<E>(&mut self, rest: &[u8]) -> Result<(), SseError<E>> {
+        if rest.len() > MAX_EVENT_BYTES {
+            return Err(SseError::TooLarge);
+        }
+        self.buf.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// Parses complete lines of `input`; returns how many bytes were consumed.
+    fn parse_lines<E>(
+        &mut self,
+        input: &[u8],
+        on_event: &mut impl FnMut(SseEvent<'_>) -> Result<Flow, E>,
+    ) -> Result<usize, SseError<E>> {
+        let mut start = 0;
+        while let Some(offset) = input
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n' || b == b'\r'))
+        {
+            let end = start + offset;
+            let line = input.get(start..end).unwrap_or_default();
+            let terminator = input.get(end).copied();
+            let mut next = end + 1;
+            if terminator == Some(b'\r') {
+                match input.get(next) {
+                    Some(b'\n') => next += 1,
+                    Some(_) => {}
+                    // The `\n` may arrive with the next chunk.
+                    None => self.skip_lf = true,
+                }
+            }
+            start = next;
+            if line.is_empty() {
+                if self.has_data {
+                    if self.dispatch(on_event)? == Flow::Stop {
+                        self.stopped = true;
+                        return Ok(start);
+                    }
+                } else {
+                    self.event.clear();
+                }
+            } else {
+                self.line(line);
+                if self.data.len() > MAX_EVENT_BYTES {
+                    return Err(SseError::TooLarge);
+                }
+            }
+        }
+        Ok(start)
+    }
+
+    /// Interprets one non-empty line.
+    fn line(&mut self, line: &[u8]) {
+        if line.first() == Some(&b':') {
+            return; // comment / keep-alive
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let value = line.get(colon + 1..).unwrap_or_default();
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                (line.get(..colon).unwrap_or_default(), value)
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"data" => {
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+                self.has_data = true;
+            }
+            b"event" => {
+                self.event.clear();
+                self.event.push_str(&String::from_utf8_lossy(value));
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch<E>(
+        &mut self,
+        on_event: &mut impl FnMut(SseEvent<'_>) -> Result<Flow, E>,
+    ) -> Result<Flow, SseError<E>> {
+        let data = String::from_utf8_lossy(&self.data);
+        let flow = on_event(SseEvent {
+            event: &self.event,
+            data: &data,
+        })
+        .map_err(SseError::Callback)?;
+        drop(data);
+        self.data.clear();
+        self.has_data = false;
+        self.event.clear();
+        Ok(flow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect_all(chunks: &[&[u8]]) -> Vec<(String, String)> {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed::<()>(c, |e| {
+                out.push((e.event.to_owned(), e.data.to_owned()));
+                Ok(Flow::Continue)
+            })
+            .unwrap();
+        }
+        p.finish::<()>(|e| {
+            out.push((e.event.to_owned(), e.data.to_owned()));
+            Ok(Flow::Continue)
+        })
+        .unwrap();
+        out
+    }
+
+    const SAMPLE: &str = ": keep-alive\r\n\r\ndata: {\"a\":1}\r\n\r\ndata:{\"b\":\"é→\"}\n\nevent: response.created\ndata: line1\ndata:  line2\nid: 7\nretry: 10\nunknown\n\n:comment\ndata\n\ndata: x\rdata: y\r\rdata: [DONE]\n\n";
+
+    fn expected() -> Vec<(String, String)> {
+        vec![
+            (String::new(), "{\"a\":1}".into()),
+            (String::new(), "{\"b\":\"é→\"}".into()),
+            ("response.created".into(), "line1\n line2".into()),
+            (String::new(), String::new()),
+            (String::new(), "x\ny".into()),
+            (String::new(), "[DONE]".into()),
+        ]
+    }
+
+    #[test]
+    fn parses_whole_input() {
+        assert_eq!(collect_all(&[SAMPLE.as_bytes()]), expected());
+    }
+
+    #[test]
+    fn split_at_every_byte_boundary() {
+        let bytes = SAMPLE.as_bytes();
+        for i in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(i);
+            assert_eq!(collect_all(&[a, b]), expected(), "split at {i}");
+        }
+        for i in 0..=bytes.len() {
+            for j in i..=bytes.len() {
+                let got = collect_all(&[&bytes[..i], &bytes[i..j], &bytes[j..]]);
+                assert_eq!(got, expected(), "split at {i},{j}");
+            }
+        }
+    }
+
+    #[test]
+    fn byte_by_byte() {
+        let chunks: Vec<&[u8]> = SAMPLE.as_bytes().chunks(1).collect();
+        assert_eq!(collect_all(&chunks), expected());
+    }
+
+    #[test]
+    fn last_event_without_blank_line_is_delivered_at_eof() {
+        assert_eq!(
+            collect_all(&[b"data: {\"x\":1}\n\ndata: [DONE]"]),
+            vec![
+                (String::new(), "{\"x\":1}".into()),
+                (String::new(), "[DONE]".into())
+            ]
+        );
+        assert_eq!(
+            collect_all(&[b"data: a\n"]),
+            vec![(String::new(), "a".into())]
+        );
+        assert!(collect_all(&[b": only comments\n\n: more"]).is_empty());
+    }
+
+    #[test]
+    fn crlf_split_exactly_between_cr_and_lf() {
+        let got = collect_all(&[b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n"]);
+        assert_eq!(
+            got,
+            vec![(String::new(), "a".into()), (String::new(), "b".into())]
+        );
+    }
+
+    #[test]
+    fn stop_ends_parsing() {
+        let mut p = SseParser::new();
+        let mut seen = 0;
+        let flow = p
+            .feed::<()>(b"data: 1\n\ndata: 2\n\ndata: 3\n\n", |_| {
+                seen += 1;
+                Ok(if seen == 2 {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
+                })
+            })
+            .unwrap();
+        assert_eq!(flow, Flow::Stop);
+        assert_eq!(seen, 2);
+        assert_eq!(
+            p.feed::<()>(b"data: 4\n\n", |_| Ok(Flow::Continue))
+                .unwrap(),
+            Flow::Stop
+        );
+    }
+
+    #[test]
+    fn callback_error_propagates() {
+        let mut p = SseParser::new();
+        let r = p.feed(b"data: 1\n\n", |_| Err("bad"));
+        assert!(matches!(r, Err(SseError::Callback("bad"))));
+    }
+
+    #[test]
+    fn oversized_line_is_refused() {
+        let mut p = SseParser::new();
+        let big = vec![b'a'; MAX_EVENT_BYTES + 1];
+        let r = p.feed::<()>(&big, |_| Ok(Flow::Continue));
+        assert!(matches!(r, Err(SseError::TooLarge)));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_fatal() {
+        let got = collect_all(&[b"data: \xff\xfe\n\n"]);
+        assert_eq!(got[0].1, "\u{fffd}\u{fffd}");
+    }
+}
