@@ -1,1 +1,282 @@
-fn main() {}
+//! `bench`: throughput, CPU per request and memory of Agentry executions.
+//!
+//! The mock OpenAI-compatible server runs in a child process (this binary started
+//! with `--serve`), so the CPU time read from `/proc/self/stat` is the runtime's own:
+//! the facade, events, the model provider and its HTTP client.
+//!
+//! ```text
+//! cargo run --release -p agentry-bench --bin bench [-- --requests 1000 --in-flight 200]
+//! ```
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentry::model::{OpenAiChat, OpenAiConfig};
+use agentry::{Runtime, Settings};
+use agentry_testkit::{MockServer, Reply, Rule, Scenario};
+use futures::StreamExt;
+use serde_json::json;
+
+const ANSWER: &str = "Agentry streams this answer in twenty small chunks so that every request \
+                      exercises the streaming path, the event center and the assembler end to end.";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: cannot start tokio: {e}");
+            std::process::exit(1);
+        }
+    };
+    if args.iter().any(|a| a == "--serve") {
+        rt.block_on(serve());
+        return;
+    }
+    let requests = arg_value(&args, "--requests").unwrap_or(1000);
+    let in_flight = arg_value(&args, "--in-flight").unwrap_or(200);
+    if let Err(e) = rt.block_on(bench(requests, in_flight)) {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn arg_value(args: &[String], name: &str) -> Option<usize> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Child mode: serve the mock until stdin closes.
+async fn serve() {
+    let words: Vec<String> = ANSWER.split_inclusive(' ').map(str::to_owned).collect();
+    let scenario = Scenario::new()
+        .rule(Rule::when_user_contains("hold").reply(
+            Reply::text_chunks(words.clone()).first_token_delay(Duration::from_millis(1500)),
+        ))
+        .fallback(Reply::text_chunks(words).with_usage(20, 20));
+    let server = match MockServer::start(scenario).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench --serve: {e}");
+            return;
+        }
+    };
+    println!("{}", server.base_url());
+    let _ = std::io::stdout().flush();
+    // Block until the parent closes our stdin.
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    })
+    .await;
+    server.shutdown().await;
+}
+
+/// CPU time (user + system) of this process, from /proc/self/stat, in seconds.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the full line: 11 and 12 here.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn status_kib(field: &str) -> u64 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Phase {
+    name: String,
+    requests: usize,
+    wall: Duration,
+    cpu: f64,
+}
+
+impl Phase {
+    fn print(&self) {
+        let rps = self.requests as f64 / self.wall.as_secs_f64();
+        let cpu_us = self.cpu * 1e6 / self.requests as f64;
+        println!(
+            "{:<34} {:>6} req  {:>9.1} req/s  {:>8.1} µs CPU/req  {:>8.1} ms wall",
+            self.name,
+            self.requests,
+            rps,
+            cpu_us,
+            self.wall.as_secs_f64() * 1e3
+        );
+        println!(
+            "{}",
+            json!({"phase": self.name, "requests": self.requests, "requests_per_s": rps, "cpu_us_per_request": cpu_us, "wall_ms": self.wall.as_secs_f64() * 1e3})
+        );
+    }
+}
+
+async fn run_phase(
+    runtime: &Runtime,
+    name: &str,
+    n: usize,
+    in_flight: usize,
+    prompt: &str,
+) -> Result<Phase, String> {
+    let agent = runtime.agent("bench");
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let results: Vec<Result<String, agentry::AgentryError>> = futures::stream::iter(0..n)
+        .map(|_| {
+            let agent = agent.clone();
+            let prompt = prompt.to_owned();
+            async move { agent.input(prompt).text().await }
+        })
+        .buffer_unordered(in_flight.max(1))
+        .collect()
+        .await;
+    let wall = t0.elapsed();
+    let cpu = cpu_seconds() - cpu0;
+    let failures = results.iter().filter(|r| r.is_err()).count();
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        return Err(format!(
+            "{name}: {failures} of {n} requests failed, first: {e}"
+        ));
+    }
+    if let Some(Ok(text)) = results.first()
+        && text != ANSWER
+    {
+        return Err(format!("{name}: unexpected answer {text:?}"));
+    }
+    Ok(Phase {
+        name: name.to_owned(),
+        requests: n,
+        wall,
+        cpu,
+    })
+}
+
+async fn bench(requests: usize, in_flight: usize) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .arg("--serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the mock server process: {e}"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or("no stdout from the mock server")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let base_url = line.trim().to_owned();
+    if !base_url.starts_with("http://127.0.0.1") {
+        return Err(format!("mock server did not report its URL: {base_url:?}"));
+    }
+
+    let provider = OpenAiChat::new(OpenAiConfig::new(base_url.clone(), "bench-model"))
+        .map_err(|e| e.to_string())?;
+    let settings = Settings {
+        keep_event_log: true,
+        ..Settings::default()
+    };
+    let runtime = Runtime::builder()
+        .model("default", Arc::new(provider))
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    println!("mock server: {base_url} (separate process)");
+    println!("RSS at start: {} KiB", status_kib("VmRSS:"));
+    run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
+
+    let seq = run_phase(&runtime, "sequential (1 in flight)", requests, 1, "hi").await?;
+    seq.print();
+    let conc = run_phase(
+        &runtime,
+        &format!("concurrent ({in_flight} in flight)"),
+        requests,
+        in_flight,
+        "hi",
+    )
+    .await?;
+    conc.print();
+
+    // All requests in flight at once: the server holds each first token for 1.5 s,
+    // so every execution is alive at the same time while RSS is sampled.
+    let rss_before = status_kib("VmRSS:");
+    let sampler = tokio::spawn(async {
+        let mut peak = 0;
+        for _ in 0..40 {
+            peak = peak.max(status_kib("VmRSS:"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        peak
+    });
+    let all = run_phase(
+        &runtime,
+        &format!("all {requests} in flight"),
+        requests,
+        requests,
+        "hold",
+    )
+    .await?;
+    let peak_during = sampler.await.unwrap_or(0);
+    all.print();
+    println!(
+        "RSS: before {rss_before} KiB, peak while {requests} executions were in flight {peak_during} KiB, \
+         process high-water mark {} KiB",
+        status_kib("VmHWM:")
+    );
+    println!(
+        "{}",
+        json!({"rss_before_kib": rss_before, "rss_peak_in_flight_kib": peak_during, "vm_hwm_kib": status_kib("VmHWM:")})
+    );
+
+    // The same work with the in-process test model: the facade's own cost without HTTP.
+    let test_runtime = Runtime::builder()
+        .test_model()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let agent = test_runtime.agent("bench");
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    for _ in 0..requests {
+        agent.input("hi").text().await.map_err(|e| e.to_string())?;
+    }
+    Phase {
+        name: "test model, sequential (no HTTP)".into(),
+        requests,
+        wall: t0.elapsed(),
+        cpu: cpu_seconds() - cpu0,
+    }
+    .print();
+
+    runtime.shutdown().await;
+    drop(child.stdin.take());
+    let _ = child.wait();
+    Ok(())
+}

@@ -3,7 +3,7 @@ use std::fmt;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 use crate::response::{ModelResponse, ResponseAssembler};
@@ -13,14 +13,14 @@ use crate::types::{ModelRequest, StreamEvent};
 pub type ModelStream = BoxStream<'static, Result<StreamEvent, ModelError>>;
 
 /// What a provider is, for logs and events. Never holds credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderInfo {
     /// The provider kind (`openai_chat`, `openai_responses`, `test`, `scripted` …).
     pub provider: String,
     /// The model name sent to the provider.
     pub model: String,
     /// The endpoint URL, when there is one (no credentials, no query).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
 }
 

@@ -1,0 +1,79 @@
+use std::sync::Arc;
+
+use agentry_core::{ErrorCode, StallError};
+use agentry_model::ModelError;
+
+/// Errors of the facade: building, running and reading executions.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentryError {
+    /// A limit was given an impossible value; refused before anything runs.
+    #[error("invalid limit {limit} = {value}: {reason}")]
+    InvalidLimit {
+        /// The limit's name.
+        limit: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The runtime or a request is misconfigured.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// A model request failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A limit was reached.
+    #[error("limit {limit} = {value} exceeded (used {used})")]
+    LimitExceeded {
+        /// The limit's name.
+        limit: &'static str,
+        /// Its configured value.
+        value: String,
+        /// How much was used when it tripped.
+        used: String,
+    },
+    /// The execution ran past `max_seconds` or made no progress for
+    /// `max_no_progress_seconds`.
+    #[error("execution {0}")]
+    Stall(StallError),
+    /// The answer did not satisfy the output contract.
+    #[error("the answer does not satisfy the output schema: {0}")]
+    OutputInvalid(String),
+    /// `data()` was asked of an execution that has no output schema.
+    #[error("this execution has no output schema; use text() or give .output_schema(..)")]
+    NoOutputSchema,
+    /// The structured answer could not be converted to the requested Rust type.
+    #[error("the answer does not fit the requested type: {0}")]
+    DataType(Arc<serde_json::Error>),
+    /// The execution was cancelled.
+    #[error("execution cancelled")]
+    Cancelled,
+    /// The execution task ended without a result (it panicked or was aborted).
+    #[error("execution task ended abnormally: {0}")]
+    Internal(String),
+}
+
+impl ErrorCode for AgentryError {
+    fn code(&self) -> &'static str {
+        match self {
+            AgentryError::InvalidLimit { .. } => "execution.invalid_limit",
+            AgentryError::Config(_) => "execution.config",
+            AgentryError::Model(e) => e.code(),
+            AgentryError::LimitExceeded { .. } => "execution.limit_exceeded",
+            AgentryError::Stall(_) => "execution.stall",
+            AgentryError::OutputInvalid(_) => "execution.output_invalid",
+            AgentryError::NoOutputSchema => "execution.no_output_schema",
+            AgentryError::DataType(_) => "execution.data_type",
+            AgentryError::Cancelled => "execution.cancelled",
+            AgentryError::Internal(_) => "execution.internal",
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        match self {
+            AgentryError::Model(e) => e.retryable(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Executions: one run of an agent request, from draft to result.
+mod gateway;
+mod liveness;
+mod run;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use agentry_core::{Emitter, EventStream, ExecutionId, Timestamp};
+use agentry_model::Usage;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::agent::Agent;
+use crate::error::AgentryError;
+use crate::limits::Limits;
+use crate::meta::{AgentRef, Budget, Diagnostics, ExecutionMeta, ExecutionStatus, Lineage, Route};
+
+/// A request being drafted: input, instructions, output contract, model and limits.
+/// Owned by the execution it becomes, never by the agent.
+///
+/// ```
+/// use agentry::Runtime;
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), agentry::AgentryError> {
+/// let runtime = Runtime::builder().test_model().build()?;
+/// let schema = json!({
+///     "type": "object",
+///     "properties": {"title": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+///     "required": ["title", "tags"]
+/// });
+/// let execution = runtime.agent("writer").input("a post about Rust").output_schema(schema).start()?;
+/// let data = execution.data().await?;
+/// assert!(data["title"].is_string());
+/// assert_eq!(execution.meta().await.model_requests.len(), 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ExecutionBuilder {
+    agent: Agent,
+    input: Option<Value>,
+    instructions: Vec<String>,
+    output_schema: Option<Value>,
+    model_key: Option<String>,
+    limits: Limits,
+    lineage: Lineage,
+}
+
+impl ExecutionBuilder {
+    pub(crate) fn new(agent: Agent) -> Self {
+        Self {
+            agent,
+            input: None,
+            instructions: Vec::new(),
+            output_schema: None,
+            model_key: None,
+            limits: Limits::default(),
+            lineage: Lineage::default(),
+        }
+    }
+
+    /// Sets the input (a string, or any JSON value, rendered for the model).
+    pub fn input(mut self, input: impl Into<Value>) -> Self {
+        self.input = Some(input.into());
+        self
+    }
+
+    /// Adds an instruction for this request only.
+    pub fn instruct(mut self, text: impl Into<String>) -> Self {
+        self.instructions.push(text.into());
+        self
+    }
+
+    /// Asks for a JSON answer satisfying this JSON Schema; read it with
+    /// [`Execution::data`].
+    pub fn output_schema(mut self, schema: Value) -> Self {
+        self.output_schema = Some(schema);
+        self
+    }
+
+    /// Uses this model-pool key instead of the agent's.
+    pub fn model(mut self, key: impl Into<String>) -> Self {
+        self.model_key = Some(key.into());
+        self
+    }
+
+    /// Limits for this execution (the agent's and then the runtime's fill gaps).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Records the execution that started this one.
+    pub fn parent(mut self, parent: &ExecutionId) -> Self {
+        self.lineage.parent_execution_id = Some(parent.clone());
+        self
+    }
+
+    /// Records the flow this execution belongs to.
+    pub fn flow(mut self, flow: impl Into<String>) -> Self {
+        self.lineage.flow = Some(flow.into());
+        self
+    }
+
+    /// Validates the draft and starts running it on the current Tokio runtime.
+    ///
+    /// Fails at once (nothing runs) on invalid limits, an unknown model key or an
+    /// invalid output schema.
+    pub fn start(self) -> Result<Execution, AgentryError> {
+        let runtime = self.agent.runtime.clone();
+        let limits = self
+            .limits
+            .or(self.agent.limits)
+            .or(runtime.inner.settings.default_limits);
+        limits.validate()?;
+        let model_key = self
+            .model_key
+            .unwrap_or_else(|| self.agent.model_key.to_string());
+        let provider = runtime.inner.models.get(&model_key)?;
+        if let Some(schema) = &self.output_schema {
+            jsonschema::validator_for(schema).map_err(|e| {
+                AgentryError::Config(format!("the output schema is not a valid JSON Schema: {e}"))
+            })?;
+        }
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            AgentryError::Config("executions must be started inside a Tokio runtime".into())
+        })?;
+
+        let id = ExecutionId::new();
+        let events = &runtime.inner.events;
+        let emitter = if runtime.inner.settings.keep_event_log {
+            events.recording_emitter(id.as_str())
+        } else {
+            events.emitter(id.as_str())
+        };
+        let meta = ExecutionMeta {
+            execution_id: id.clone(),
+            agent: AgentRef {
+                id: self.agent.id.clone(),
+                name: self.agent.name.to_string(),
+            },
+            lineage: self.lineage.clone(),
+            status: ExecutionStatus::Created,
+            route: Route::ModelRequest,
+            limits,
+            usage: Usage::default(),
+            model_requests: Vec::new(),
+            diagnostics: Diagnostics {
+                budget: Budget {
+                    model_requests_used: 0,
+                    max_model_requests: limits.max_model_requests,
+                },
+                ..Diagnostics::default()
+            },
+            started_at: Timestamp::now(),
+            finished_at: None,
+            event_count: 0,
+        };
+        let (tx, rx) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            id,
+            emitter,
+            meta: Mutex::new(meta),
+            outcome: rx,
+            has_schema: self.output_schema.is_some(),
+        });
+        let plan = run::Plan {
+            agent: self.agent,
+            provider,
+            model_key,
+            input: self.input,
+            instructions: self.instructions,
+            output_schema: self.output_schema,
+            limits,
+        };
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        handle.spawn(run::drive(shared.clone(), plan, tx, cancel_rx));
+        Ok(Execution {
+            shared,
+            cancel: CancelOnDrop(cancel_tx),
+        })
+    }
+
+    /// Starts the execution and waits for its text answer.
+    pub async fn text(self) -> Result<String, AgentryError> {
+        self.start()?.text().await
+    }
+
+    /// Starts the execution and waits for its structured answer.
+    pub async fn data(self) -> Result<Value, AgentryError> {
+        self.start()?.data().await
+    }
+
+    /// Starts the execution and waits for its whole result.
+    pub async fn result(self) -> Result<ExecutionResult, AgentryError> {
+        self.start()?.result().await
+    }
+}
+
+/// The answer of a finished execution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecutionResult {
+    /// The answer text as the model wrote it.
+    pub text: String,
+    /// The validated structured answer, when an output schema was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    /// Route, usage, model request log and diagnostics.
+    pub meta: ExecutionMeta,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub(crate) text: String,
+    pub(crate) data: Option<Value>,
+}
+
+pub(crate) type Outcome = Result<Answer, AgentryError>;
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) id: ExecutionId,
+    pub(crate) emitter: Emitter,
+    pub(crate) meta: Mutex<ExecutionMeta>,
+    outcome: watch::Receiver<Option<Arc<Outcome>>>,
+    has_schema: bool,
+}
+
+impl Shared {
+    pub(crate) fn update_meta(&self, f: impl FnOnce(&mut ExecutionMeta)) {
+        f(&mut self.meta.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    pub(crate) fn meta_snapshot(&self) -> ExecutionMeta {
+        self.meta
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Cancels the run when the last handle goes away, letting the task record the
+/// cancellation (event, status) instead of vanishing mid-step.
+#[derive(Debug)]
+struct CancelOnDrop(watch::Sender<bool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// A running (or finished) execution.
+///
+/// Dropping it cancels the run. Every reader waits for completion; results are
+/// kept, so they may be read any number of times.
+#[derive(Debug)]
+pub struct Execution {
+    shared: Arc<Shared>,
+    cancel: CancelOnDrop,
+}
+
+impl Execution {
+    /// The execution's id.
+    pub fn id(&self) -> &ExecutionId {
+        &self.shared.id
+    }
+
+    /// The execution's RuntimeEvents: every event so far, then new ones until the
+    /// execution ends.
+    pub fn events(&self) -> EventStream {
+        self.shared.emitter.subscribe()
+    }
+
+    /// Cancels the run. Readers then get [`AgentryError::Cancelled`].
+    pub fn cancel(&self) {
+        let _ = self.cancel.0.send(true);
+    }
+
+    async fn outcome(&self) -> Arc<Outcome> {
+        let mut rx = self.shared.outcome.clone();
+        let result = match rx.wait_for(Option::is_some).await {
+            Ok(guard) => guard.clone(),
+            Err(_) => None,
+        };
+        match result {
+            Some(o) => o,
+            None => {
+                // The task is gone without reporting: it was aborted or panicked.
+                let err =
+                    AgentryError::Internal("the execution task ended without an outcome".into());
+                self.shared.update_meta(|m| {
+                    if matches!(
+                        m.status,
+                        ExecutionStatus::Running | ExecutionStatus::Created
+                    ) {
+                        m.status = ExecutionStatus::Error;
+                        m.finished_at = Some(Timestamp::now());
+                    }
+                });
+                Arc::new(Err(err))
+            }
+        }
+    }
+
+    /// Waits for the answer text.
+    pub async fn text(&self) -> Result<String, AgentryError> {
+        match &*self.outcome().await {
+            Ok(a) => Ok(a.text.clone()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Waits for the validated structured answer. Errors with
+    /// [`AgentryError::NoOutputSchema`] when the request had no output schema.
+    pub async fn data(&self) -> Result<Value, AgentryError> {
+        if !self.shared.has_schema {
+            return Err(AgentryError::NoOutputSchema);
+        }
+        match &*self.outcome().await {
+            Ok(a) => a.data.clone().ok_or(AgentryError::NoOutputSchema),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Waits for the structured answer and converts it to `T`.
+    pub async fn data_as<T: DeserializeOwned>(&self) -> Result<T, AgentryError> {
+        let value = self.data().await?;
+        serde_json::from_value(value).map_err(|e| AgentryError::DataType(Arc::new(e)))
+    }
+
+    /// Waits for completion and returns the meta (also after a failure).
+    pub async fn meta(&self) -> ExecutionMeta {
+        let _ = self.outcome().await;
+        self.meta_now()
+    }
+
+    /// The meta as it is now, without waiting.
+    pub fn meta_now(&self) -> ExecutionMeta {
+        self.shared.meta_snapshot()
+    }
+
+    /// Waits for the whole result.
+    pub async fn result(&self) -> Result<ExecutionResult, AgentryError> {
+        let outcome = self.outcome().await;
+        match &*outcome {
+            Ok(a) => Ok(ExecutionResult {
+                text: a.text.clone(),
+                data: a.data.clone(),
+                meta: self.meta_now(),
+            }),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The task that carries one execution from start to its outcome.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use agentry_core::{ErrorCode, EventType, NewEvent, RunContext, RunKind, StallStatus, Timestamp};
+use agentry_model::{Message, ModelProvider, ModelRequest, OutputSchema};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::liveness::{Progress, watchdog};
+use super::{Answer, Outcome, Shared, gateway};
+use crate::agent::Agent;
+use crate::error::AgentryError;
+use crate::limits::Limits;
+use crate::meta::{ExecutionStatus, LimitEvent};
+use crate::output;
+
+/// Everything the task needs, fixed when the draft was validated.
+pub(crate) struct Plan {
+    pub(crate) agent: Agent,
+    pub(crate) provider: Arc<dyn ModelProvider>,
+    pub(crate) model_key: String,
+    pub(crate) input: Option<Value>,
+    pub(crate) instructions: Vec<String>,
+    pub(crate) output_schema: Option<Value>,
+    pub(crate) limits: Limits,
+}
+
+/// Per-execution state shared by the route, the gateway and the watchdog.
+pub(crate) struct RunCtx {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) root: Arc<RunContext>,
+    pub(crate) progress: Progress,
+    pub(crate) limits: Limits,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) requests_used: AtomicU32,
+}
+
+impl RunCtx {
+    /// Emits an event that counts as progress.
+    pub(crate) async fn emit(&self, run: &Arc<RunContext>, event: NewEvent) {
+        self.progress.touch();
+        self.shared.emitter.emit(run, event).await;
+    }
+
+    /// Emits a heartbeat, which is not progress.
+    pub(crate) async fn emit_heartbeat(&self, event: NewEvent) {
+        self.shared.emitter.emit(&self.root, event).await;
+    }
+
+    /// Takes one model request from the budget, or fails with `LimitExceeded`.
+    pub(crate) async fn take_model_request(&self) -> Result<u32, AgentryError> {
+        let used = self.requests_used.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(max) = self.limits.max_model_requests
+            && used > max
+        {
+            self.requests_used.fetch_sub(1, Ordering::SeqCst);
+            let err = AgentryError::LimitExceeded {
+                limit: "max_model_requests",
+                value: max.to_string(),
+                used: max.to_string(),
+            };
+            self.shared.update_meta(|m| {
+                m.diagnostics.limit_events.push(LimitEvent {
+                    limit: "max_model_requests".into(),
+                    value: max.to_string(),
+                    used: max.to_string(),
+                    at: Timestamp::now(),
+                })
+            });
+            self.emit(
+                &self.root,
+                NewEvent::new(EventType::AGENT_EXECUTION_LIMIT_EXCEEDED)
+                    .source("Agent")
+                    .message(err.to_string())
+                    .error(err.error_info())
+                    .payload(json!({"limit": "max_model_requests", "value": max, "used": max})),
+            )
+            .await;
+            return Err(err);
+        }
+        self.shared
+            .update_meta(|m| m.diagnostics.budget.model_requests_used = used);
+        Ok(used)
+    }
+}
+
+pub(crate) async fn drive(
+    shared: Arc<Shared>,
+    plan: Plan,
+    tx: watch::Sender<Option<Arc<Outcome>>>,
+    mut cancel: watch::Receiver<bool>,
+) {
+    let agent = &plan.agent;
+    let mut root = (*RunContext::root(RunKind::AGENT_EXECUTION)).clone();
+    root.execution_id = Some(shared.id.clone());
+    root.agent_id = Some(agent.id.clone());
+    root.agent_name = Some(agent.name.clone());
+    let lineage = shared.meta_snapshot().lineage;
+    root.parent_execution_id = lineage.parent_execution_id.clone();
+    root.flow_name = lineage.flow.as_deref().map(Into::into);
+    let ctx = RunCtx {
+        shared: shared.clone(),
+        root: Arc::new(root),
+        progress: Progress::new(),
+        limits: plan.limits,
+        heartbeat_interval: agent.runtime.inner.settings.heartbeat_interval,
+        requests_used: AtomicU32::new(0),
+    };
+    shared.update_meta(|m| m.status = ExecutionStatus::Running);
+    ctx.emit(
+        &ctx.root,
+        NewEvent::new(EventType::AGENT_EXECUTION_STARTED)
+            .source("Agent")
+            .message(format!("{} started", agent.name))
+            .payload(json!({
+                "agent_name": &*agent.name,
+                "execution_id": shared.id,
+                "model_key": plan.model_key,
+                "limits": plan.limits,
+            })),
+    )
+    .await;
+
+    let outcome = {
+        let work = route_model_request(&ctx, &plan);
+        let guarded = async {
+            tokio::select! {
+                r = work => r,
+                e = watchdog(&ctx) => Err(e),
+            }
+        };
+        tokio::select! {
+            r = guarded => r,
+            _ = cancel.wait_for(|c| *c) => Err(AgentryError::Cancelled),
+        }
+    };
+    finish(&ctx, &outcome).await;
+    shared.emitter.close();
+    let _ = tx.send(Some(Arc::new(outcome)));
+}
+
+async fn finish(ctx: &RunCtx, outcome: &Outcome) {
+    let (status, event_type) = match outcome {
+        Ok(_) => (
+            ExecutionStatus::Success,
+            EventType::AGENT_EXECUTION_COMPLETED,
+        ),
+        Err(AgentryError::Cancelled) => (
+            ExecutionStatus::Cancelled,
+            EventType::AGENT_EXECUTION_CANCELLED,
+        ),
+        Err(_) => (ExecutionStatus::Error, EventType::AGENT_EXECUTION_FAILED),
+    };
+    if let Err(err) = outcome {
+        ctx.shared.update_meta(|m| {
+            m.diagnostics.errors.push(err.error_info());
+            if let AgentryError::Stall(s) = err {
+                match s.status {
+                    StallStatus::Stalled => m.diagnostics.stalls.push(s.clone()),
+                    StallStatus::TimedOut => m.diagnostics.timeouts.push(s.clone()),
+                }
+            }
+        });
+    }
+    let mut event = NewEvent::new(event_type).source("Agent").payload(json!({
+        "status": status,
+        "close_snapshot": {
+            "terminal_result": match outcome {
+                Ok(a) => json!({"text": a.text, "data": a.data}),
+                Err(e) => json!({"error": e.code(), "message": e.to_string()}),
+            }
+        }
+    }));
+    match outcome {
+        Ok(_) => event = event.message("execution completed"),
+        Err(e) => event = event.message(e.to_string()).error(e.error_info()),
+    }
+    ctx.emit(&ctx.root, event).await;
+    let count = ctx.shared.emitter.last_seq().await;
+    ctx.shared.update_meta(|m| {
+        m.status = status;
+        m.finished_at = Some(Timestamp::now());
+        m.event_count = count;
+    });
+}
+
+/// Renders the prompt: agent instructions, request instructions and the output
+/// contract as the system message; the input as the user message.
+fn build_messages(plan: &Plan) -> Vec<Message> {
+    let mut system: Vec<String> = plan
+        .agent
+        .instructions
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    system.extend(plan.instructions.iter().cloned());
+    if let Some(schema) = &plan.output_schema {
+        system.push(output::contract_instruction(schema));
+    }
+    let mut messages = Vec::with_capacity(2);
+    if !system.is_empty() {
+        messages.push(Message::system(system.join("\n\n")));
+    }
+    let user = match &plan.input {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()),
+        None => String::new(),
+    };
+    messages.push(Message::user(user));
+    messages
+}
+
+async fn route_model_request(ctx: &RunCtx, plan: &Plan) -> Result<Answer, AgentryError> {
+    let mut request = ModelRequest::new(build_messages(plan));
+    if let Some(schema) = &plan.output_schema {
+        request.output_schema = Some(OutputSchema {
+            name: "answer".into(),
+            schema: schema.clone(),
+            strict: false,
+        });
+    }
+    let response = gateway::call(
+        ctx,
+        &ctx.root,
+        &plan.model_key,
+        plan.provider.as_ref(),
+        request,
+    )
+    .await?;
+    let data = match &plan.output_schema {
+        Some(schema) => Some(output::read_structured(&response.text, schema)?),
+        None => None,
+    };
+    Ok(Answer {
+        text: response.text,
+        data,
+    })
+}
