@@ -1,0 +1,6 @@
+#[agentry_actions::action]
+async fn undocumented(a: i64) -> i64 {
+    a
+}
+
+fn main() {}

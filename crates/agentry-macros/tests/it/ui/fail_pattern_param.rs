@@ -1,0 +1,7 @@
+/// Pattern parameter.
+#[agentry_actions::action]
+async fn pattern((a, b): (i64, i64)) -> i64 {
+    a + b
+}
+
+fn main() {}
