@@ -6,3 +6,4 @@ mod loop_json;
 mod loop_native;
 mod macro_actions;
 mod misc;
+mod mock_server;
