@@ -25,9 +25,10 @@
 //! # Tolerated input
 //!
 //! Prose and a Markdown fence before the first `{` or `[` and anything after the root value
-//! ends are skipped (no events, no repairs). A bracket directly followed by something that
-//! cannot continue JSON (`see [below]`, `{@name}`) is taken as prose too; a top-level scalar
-//! is not looked for. While streaming, single-quoted strings, trailing commas, unquoted simple
+//! ends are skipped (no events, no repairs). A bracket is taken as prose too when what
+//! follows shows it is not JSON before any event was emitted: `see [below]`, `{@name}`,
+//! `[free text]` (a word that is not `true`/`false`/`null`), `{some words}` (an unquoted key
+//! without `:`). A top-level scalar is not looked for. While streaming, single-quoted strings, trailing commas, unquoted simple
 //! keys (`[A-Za-z_$][A-Za-z0-9_$-]*`), a missing comma between values, unknown escapes and
 //! lone UTF-16 surrogates (replaced by U+FFFD) are accepted, and raw control characters in
 //! strings are kept as they are. [`StreamingJsonParser::finish`] also closes a truncated

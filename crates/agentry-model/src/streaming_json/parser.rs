@@ -88,6 +88,15 @@ struct Frame {
     comma_pos: usize,
 }
 
+impl Frame {
+    fn is_empty(&self) -> bool {
+        match &self.container {
+            Container::Object { map, .. } => map.is_empty(),
+            Container::Array(items) => items.is_empty(),
+        }
+    }
+}
+
 /// What the structural dispatcher did with a byte.
 enum Step {
     Consumed,
@@ -158,6 +167,8 @@ pub struct StreamingJsonParser {
     emitted: usize,
     /// Whether the current string is an object key.
     is_key: bool,
+    /// Whether the last object key read was unquoted.
+    key_is_bare: bool,
     /// The quote character of the current string.
     quote: u8,
     /// Path of the current string value, shared by its deltas and its `Done`.
@@ -171,6 +182,8 @@ pub struct StreamingJsonParser {
     offset: usize,
     root: Option<Value>,
     repairs: Vec<Repair>,
+    /// `repairs.len()` when the root bracket was found (undone if it turns out to be prose).
+    repairs_at_root: usize,
     error: Option<StreamingJsonError>,
 }
 
@@ -200,6 +213,7 @@ impl StreamingJsonParser {
             pending_len: 0,
             emitted: 0,
             is_key: false,
+            key_is_bare: false,
             quote: b'"',
             str_path: JsonPath::root(),
             esc: Esc::None,
@@ -208,6 +222,7 @@ impl StreamingJsonParser {
             offset: 0,
             root: None,
             repairs: Vec::new(),
+            repairs_at_root: 0,
             error: None,
         }
     }
@@ -319,6 +334,7 @@ impl StreamingJsonParser {
                             let pos = self.offset + i;
                             let open = rest.get(n).copied().unwrap_or(b'{');
                             self.phase = Phase::Body;
+                            self.repairs_at_root = self.repairs.len();
                             self.open_container(open, pos)?;
                             i += 1;
                         }
@@ -354,6 +370,12 @@ impl StreamingJsonParser {
                     }
                     Lex::Lit { word, matched } => {
                         if word.get(matched) != Some(&b) {
+                            if self.root_is_untouched_array() {
+                                // `[free text]`: the bracket was prose. Only letters of the
+                                // literal were read since it, so no bracket was skipped.
+                                self.back_to_prose();
+                                continue;
+                            }
                             return Err(self.syntax(self.offset + i, "invalid literal"));
                         }
                         i += 1;
@@ -402,10 +424,16 @@ impl StreamingJsonParser {
             return Err(self.syntax(pos, "unexpected input"));
         };
         let is_object = matches!(frame.container, Container::Object { .. });
-        if frame.slot == Slot::Open && depth == 1 && !can_follow_open(is_object, b) {
+        let untouched_root = depth == 1 && frame.is_empty();
+        let prose = match frame.slot {
+            Slot::Open => !can_follow_open(is_object, b),
+            // `{some words}`: an unquoted key not followed by `:` in a still empty root object.
+            Slot::Colon => b != b':' && self.key_is_bare,
+            _ => false,
+        };
+        if untouched_root && prose {
             // The first bracket was prose ("see [below]"): forget it and keep looking.
-            self.stack.clear();
-            self.phase = Phase::Preamble;
+            self.back_to_prose();
             return Ok(Step::Retry);
         }
         match (is_object, frame.slot) {
@@ -464,6 +492,25 @@ impl StreamingJsonParser {
             }
         }
         Ok(Step::Consumed)
+    }
+
+    /// Whether the root is an array whose first element is not complete yet, so no event
+    /// has been emitted for the document.
+    fn root_is_untouched_array(&self) -> bool {
+        self.stack.len() == 1
+            && self.stack.first().is_some_and(
+                |frame| matches!(&frame.container, Container::Array(items) if items.is_empty()),
+            )
+    }
+
+    /// Forgets the root bracket (it was prose) and looks for the next one.
+    fn back_to_prose(&mut self) {
+        self.stack.clear();
+        self.phase = Phase::Preamble;
+        self.lex = Lex::Between;
+        self.buf.clear();
+        self.text.clear();
+        self.repairs.truncate(self.repairs_at_root);
     }
 
     fn missing_comma(&mut self, pos: usize) -> Result<Step, StreamingJsonError> {
@@ -841,11 +888,13 @@ impl StreamingJsonParser {
         let key: String = self.buf.iter().map(|&b| b as char).collect();
         self.buf.clear();
         self.set_key(key);
+        self.key_is_bare = true;
     }
 
     /// Stores the key on the top object, which then expects `:`.
     fn set_key(&mut self, key: String) {
         self.lex = Lex::Between;
+        self.key_is_bare = false;
         if let Some(frame) = self.stack.last_mut() {
             if let Container::Object { key: slot_key, .. } = &mut frame.container {
                 *slot_key = Some(key);

@@ -411,6 +411,22 @@ fn top_level_scalars_are_not_values() {
         err_code("Only [prose] here, {#1} and [*]"),
         "streaming_json.no_json_value"
     );
+    // Words that start like a literal, or like an unquoted key, are prose as well.
+    let outcome = ok("Result [formatted as JSON] in {the usual} format: {'a': [nul");
+    assert_eq!(outcome.value, json!({"a": [null]}));
+    assert_eq!(
+        repair_kinds(&outcome),
+        [
+            RepairKind::SingleQuotedString,
+            RepairKind::CompletedLiteral,
+            RepairKind::ClosedContainer,
+            RepairKind::ClosedContainer
+        ]
+    );
+    // Once the value has started, the same defects are errors.
+    assert_eq!(err_code("[true story]"), "streaming_json.syntax");
+    assert_eq!(err_code("[1, nope]"), "streaming_json.syntax");
+    assert_eq!(err_code("{a: 1, the usual}"), "streaming_json.syntax");
 }
 
 #[test]
