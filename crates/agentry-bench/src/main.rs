@@ -39,6 +39,13 @@ fn main() {
     }
     let requests = arg_value(&args, "--requests").unwrap_or(1000);
     let in_flight = arg_value(&args, "--in-flight").unwrap_or(200);
+    if args.iter().any(|a| a == "--only-test-model") {
+        if let Err(e) = rt.block_on(bench_test_model(requests)) {
+            eprintln!("bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Err(e) = rt.block_on(bench(requests, in_flight)) {
         eprintln!("bench: {e}");
         std::process::exit(1);
@@ -50,6 +57,28 @@ fn arg_value(args: &[String], name: &str) -> Option<usize> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
+}
+
+/// The same work with the in-process test model: the facade's own cost without HTTP.
+async fn bench_test_model(requests: usize) -> Result<(), String> {
+    let test_runtime = Runtime::builder()
+        .test_model()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let agent = test_runtime.agent("bench");
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    for _ in 0..requests {
+        agent.input("hi").text().await.map_err(|e| e.to_string())?;
+    }
+    Phase {
+        name: "test model, sequential (no HTTP)".into(),
+        requests,
+        wall: t0.elapsed(),
+        cpu: cpu_seconds() - cpu0,
+    }
+    .print();
+    Ok(())
 }
 
 /// Child mode: serve the mock until stdin closes.

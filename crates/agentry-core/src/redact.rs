@@ -1,5 +1,6 @@
 //! Redaction of secrets from event payloads, applied once at emit time so that no
 //! hook, sink or store ever sees a key, token or password.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde_json::{Map, Value};
@@ -39,6 +40,9 @@ pub struct Redactor {
 struct Inner {
     secrets: RwLock<Vec<String>>,
     extra_keys: RwLock<Vec<String>>,
+    /// Lets the hot path skip the locks while nothing was registered.
+    has_secrets: AtomicBool,
+    has_extra_keys: AtomicBool,
     max_string_bytes: usize,
 }
 
@@ -53,6 +57,26 @@ fn normalize_key(key: &str) -> String {
         .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// Longest normalized key checked without allocating; longer keys take the slow path.
+const FAST_KEY_LEN: usize = 64;
+
+/// Normalizes an ASCII key into `buf` (lowercase, separators dropped) without
+/// allocating. `None` for non-ASCII or very long keys.
+fn normalize_ascii<'b>(key: &str, buf: &'b mut [u8; FAST_KEY_LEN]) -> Option<&'b str> {
+    let mut n = 0;
+    for b in key.bytes() {
+        if !b.is_ascii() {
+            return None;
+        }
+        if matches!(b, b'_' | b'-' | b'.' | b' ') {
+            continue;
+        }
+        *buf.get_mut(n)? = b.to_ascii_lowercase();
+        n += 1;
+    }
+    std::str::from_utf8(buf.get(..n)?).ok()
 }
 
 fn builtin_sensitive(norm: &str) -> bool {
@@ -89,6 +113,8 @@ impl Redactor {
             inner: Arc::new(Inner {
                 secrets: RwLock::new(Vec::new()),
                 extra_keys: RwLock::new(Vec::new()),
+                has_secrets: AtomicBool::new(false),
+                has_extra_keys: AtomicBool::new(false),
                 max_string_bytes: max.max(64),
             }),
         }
@@ -107,6 +133,7 @@ impl Redactor {
             s.push(secret);
             // Longest first, so a secret containing another is replaced whole.
             s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+            self.inner.has_secrets.store(true, Ordering::Release);
         }
     }
 
@@ -115,6 +142,7 @@ impl Redactor {
     pub fn register_sensitive_key(&self, key: &str) {
         if let Ok(mut k) = self.inner.extra_keys.write() {
             k.push(normalize_key(key));
+            self.inner.has_extra_keys.store(true, Ordering::Release);
         }
     }
 
