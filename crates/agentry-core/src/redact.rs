@@ -148,48 +148,50 @@ impl Redactor {
 
     /// Whether values under this key are redacted.
     pub fn is_sensitive_key(&self, key: &str) -> bool {
-        let norm = normalize_key(key);
-        builtin_sensitive(&norm)
-            || self
-                .inner
-                .extra_keys
-                .read()
-                .map(|k| k.contains(&norm))
-                .unwrap_or(false)
+        let mut buf = [0u8; FAST_KEY_LEN];
+        let owned;
+        let norm = match normalize_ascii(key, &mut buf) {
+            Some(n) => n,
+            None => {
+                owned = normalize_key(key);
+                owned.as_str()
+            }
+        };
+        builtin_sensitive(norm)
+            || (self.inner.has_extra_keys.load(Ordering::Acquire)
+                && self
+                    .inner
+                    .extra_keys
+                    .read()
+                    .map(|k| k.iter().any(|x| x == norm))
+                    .unwrap_or(false))
+    }
+
+    /// Runs `f` with the registered secrets, without copying them.
+    fn with_secrets<R>(&self, f: impl FnOnce(&[String]) -> R) -> R {
+        if !self.inner.has_secrets.load(Ordering::Acquire) {
+            return f(&[]);
+        }
+        match self.inner.secrets.read() {
+            Ok(guard) => f(&guard),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
     }
 
     /// Redacts a JSON value in place.
     pub fn redact_value(&self, value: &mut Value) {
-        let secrets = self
-            .inner
-            .secrets
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        self.walk(value, &secrets);
+        self.with_secrets(|secrets| self.walk(value, secrets));
     }
 
     /// Redacts every value of a JSON object in place.
     pub fn redact_map(&self, map: &mut Map<String, Value>) {
-        let secrets = self
-            .inner
-            .secrets
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        self.walk_map(map, &secrets);
+        self.with_secrets(|secrets| self.walk_map(map, secrets));
     }
 
     /// Returns the string with registered secrets replaced and its length bounded.
     pub fn redact_str(&self, s: &str) -> String {
-        let secrets = self
-            .inner
-            .secrets
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default();
         let mut out = s.to_owned();
-        self.scrub_string(&mut out, &secrets);
+        self.with_secrets(|secrets| self.scrub_string(&mut out, secrets));
         out
     }
 
