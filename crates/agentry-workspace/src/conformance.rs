@@ -4,7 +4,7 @@
 //! run it in this crate's tests, and a third-party backend runs it by implementing
 //! [`StoreFactory`] and invoking [`conformance_tests!`](crate::conformance_tests):
 //!
-//! ```ignore
+//! ```text
 //! fn my_factory() -> futures::future::BoxFuture<'static, Box<dyn StoreFactory>> { … }
 //! mod my_backend { agentry_workspace::conformance_tests!(super::my_factory); }
 //! ```
@@ -813,6 +813,45 @@ pub fn events_idempotency(f: &dyn StoreFactory) -> BoxFuture<'_, ()> {
                     .await
             ),
             "workspace.invalid_input"
+        );
+        // Keys repeated inside one batch, and batches spanning executions.
+        let (x, y) = (exe("x"), exe("y"));
+        let mixed = vec![
+            EventAppend::new(x.clone(), "a", "t", json!(1)),
+            EventAppend::new(y.clone(), "a", "t", json!(1)),
+            EventAppend::new(x.clone(), "b", "t", json!(2)),
+            EventAppend::new(x.clone(), "a", "t", json!(1)),
+        ];
+        let got: Vec<(String, u64, bool)> = s
+            .append_batch(mixed)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.execution_id, a.seq, a.duplicate))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (x.to_string(), 1, false),
+                (y.to_string(), 1, false),
+                (x.to_string(), 2, false),
+                (x.to_string(), 1, true),
+            ]
+        );
+        let clash = vec![
+            EventAppend::new(x.clone(), "c", "t", json!(1)),
+            EventAppend::new(x.clone(), "c", "t", json!(2)),
+        ];
+        assert_eq!(
+            code(s.append_batch(clash).await),
+            "workspace.idempotency_conflict"
+        );
+        assert_eq!(
+            s.query_events(EventQuery::new(x.as_str()))
+                .await
+                .unwrap()
+                .len(),
+            2
         );
     })
 }

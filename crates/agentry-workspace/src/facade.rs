@@ -139,6 +139,15 @@ pub struct Workspace {
     grants: Arc<[PathBuf]>,
 }
 
+/// A retrieved record: its reference and a bounded excerpt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retrieved {
+    /// The record.
+    pub reference: RecordRef,
+    /// The first bytes of its body (whole characters for text).
+    pub excerpt: BoundedRead,
+}
+
 /// What a Workspace offers, for hosts and the CLI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkspaceInfo {
@@ -413,6 +422,29 @@ impl Workspace {
                 Ok(Vec::new())
             }
         }
+    }
+
+    /// Records matching `query`, each with a bounded, character-safe excerpt of its
+    /// body (at most `max_bytes`), for callers that want content without loading
+    /// large payloads.
+    pub async fn retrieve(
+        &self,
+        query: RecordQuery,
+        max_bytes: u64,
+    ) -> Result<Vec<Retrieved>, WorkspaceError> {
+        let Some(store) = self.store_for_read().await? else {
+            query.validate()?;
+            return Ok(Vec::new());
+        };
+        let refs = store.search(query).await?;
+        let mut out = Vec::with_capacity(refs.len());
+        for reference in refs {
+            let excerpt = store
+                .read_bounded(&reference.id, 0, max_bytes.max(1))
+                .await?;
+            out.push(Retrieved { reference, excerpt });
+        }
+        Ok(out)
     }
 
     /// Records for listings (the CLI's `workspace records`).

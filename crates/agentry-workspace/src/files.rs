@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn lexical_rules() {
         assert!(normalize("a/./b.txt").is_ok());
-        assert!(matches!(normalize("a/../b"), Err(WorkspaceError::PathOutsideRoot { .. })));
+        assert!(matches!(
+            normalize("a/../b"),
+            Err(WorkspaceError::PathOutsideRoot { .. })
+        ));
         assert!(matches!(
             normalize("/etc/passwd"),
             Err(WorkspaceError::PathOutsideRoot { .. })

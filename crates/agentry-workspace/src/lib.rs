@@ -50,7 +50,7 @@ pub mod types;
 pub mod conformance;
 
 pub use error::WorkspaceError;
-pub use facade::{Workspace, WorkspaceBuilder, WorkspaceInfo, WorkspaceMode};
+pub use facade::{Retrieved, Workspace, WorkspaceBuilder, WorkspaceInfo, WorkspaceMode};
 pub use files::{FileContent, FileLocation, FileRef};
 pub use postgres::PgStore;
 pub use recall::{

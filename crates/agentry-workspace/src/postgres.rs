@@ -11,6 +11,7 @@
 //!
 //! URL: `postgres://user@host:port/db?schema=name` — the `schema` parameter (default
 //! `agentry`) selects the schema the tables live in.
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
@@ -503,56 +504,99 @@ async fn prune(tx: &Client, run_id: &str, keep_last: u32) -> Result<Pruned, Work
     })
 }
 
-async fn append_one(tx: &Client, ev: &PreparedEvent) -> Result<Appended, WorkspaceError> {
-    if let Some(f) = &ev.fence {
+/// Appends the events of one execution with a fixed number of statements,
+/// whatever the batch size: one idempotency lookup, one counter bump, one insert.
+async fn append_group(
+    tx: &Client,
+    exe: &str,
+    evs: &[&PreparedEvent],
+) -> Result<Vec<Appended>, WorkspaceError> {
+    let mut fences: Vec<&Fence> = Vec::new();
+    for f in evs.iter().filter_map(|e| e.fence.as_ref()) {
+        if !fences.contains(&f) {
+            fences.push(f);
+        }
+    }
+    for f in fences {
         check_fence(tx, f).await?;
     }
-    let existing = tx
-        .query_opt(
-            "SELECT seq, digest FROM events WHERE execution_id = $1 AND idem_key = $2",
-            &[&ev.execution_id, &ev.key],
+    let keys: Vec<&str> = evs.iter().map(|e| e.key.as_str()).collect();
+    let rows = tx
+        .query(
+            "SELECT idem_key, seq, digest FROM events WHERE execution_id = $1 AND idem_key = ANY($2)",
+            &[&exe, &keys],
         )
         .await
         .map_err(classify)?;
-    if let Some(row) = existing {
-        let digest: String = row.get(1);
-        if digest != ev.digest {
-            return Err(WorkspaceError::IdempotencyConflict {
-                execution_id: ev.execution_id.clone(),
-                key: ev.key.clone(),
-            });
-        }
-        return Ok(Appended {
-            execution_id: ev.execution_id.clone(),
-            seq: u64_of(row.get(0)),
-            idempotency_key: ev.key.clone(),
-            duplicate: true,
-        });
+    // key -> (stored seq, or index into `fresh` for keys new in this batch; digest)
+    let mut known: HashMap<String, (Result<i64, usize>, String)> = HashMap::new();
+    for r in rows {
+        known.insert(r.get(0), (Ok(r.get(1)), r.get(2)));
     }
-    // The head row is the per-execution counter; its row lock serialises appenders
-    // of one execution, and a rollback returns the number, so there are no gaps.
-    let seq: i64 = tx
-        .query_one(
-            "INSERT INTO event_heads(execution_id, last_seq, updated_at) VALUES ($1, 1, clock_timestamp()) \
-             ON CONFLICT (execution_id) DO UPDATE SET last_seq = event_heads.last_seq + 1, updated_at = clock_timestamp() \
-             RETURNING last_seq",
-            &[&ev.execution_id],
+    let mut slots: Vec<(Result<i64, usize>, bool)> = Vec::with_capacity(evs.len());
+    let mut fresh: Vec<&PreparedEvent> = Vec::new();
+    for ev in evs {
+        match known.get(&ev.key) {
+            Some((at, digest)) => {
+                if *digest != ev.digest {
+                    return Err(WorkspaceError::IdempotencyConflict {
+                        execution_id: exe.to_owned(),
+                        key: ev.key.clone(),
+                    });
+                }
+                slots.push((*at, true));
+            }
+            None => {
+                known.insert(ev.key.clone(), (Err(fresh.len()), ev.digest.clone()));
+                slots.push((Err(fresh.len()), false));
+                fresh.push(ev);
+            }
+        }
+    }
+    let mut base = 0i64;
+    if !fresh.is_empty() {
+        let n = fresh.len() as i64;
+        // The head row is the per-execution counter; its row lock serialises
+        // appenders of one execution, and a rollback returns the numbers, so
+        // there are no gaps.
+        let last: i64 = tx
+            .query_one(
+                "INSERT INTO event_heads(execution_id, last_seq, updated_at) VALUES ($1, $2::bigint, clock_timestamp()) \
+                 ON CONFLICT (execution_id) DO UPDATE SET last_seq = event_heads.last_seq + $2::bigint, updated_at = clock_timestamp() \
+                 RETURNING last_seq",
+                &[&exe, &n],
+            )
+            .await
+            .map_err(classify)?
+            .get(0);
+        base = last - n;
+        let seqs: Vec<i64> = (1..=n).map(|i| base + i).collect();
+        let keys: Vec<&str> = fresh.iter().map(|e| e.key.as_str()).collect();
+        let types: Vec<&str> = fresh.iter().map(|e| e.event_type.as_str()).collect();
+        let ats: Vec<i64> = fresh.iter().map(|e| e.at_ms).collect();
+        let digests: Vec<&str> = fresh.iter().map(|e| e.digest.as_str()).collect();
+        let bodies: Vec<&str> = fresh.iter().map(|e| e.body.as_str()).collect();
+        tx.execute(
+            "INSERT INTO events(execution_id, seq, idem_key, event_type, at_ms, digest, body) \
+             SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[])",
+            &[&exe, &seqs, &keys, &types, &ats, &digests, &bodies],
         )
         .await
-        .map_err(classify)?
-        .get(0);
-    tx.execute(
-        "INSERT INTO events(execution_id, seq, idem_key, event_type, at_ms, digest, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[&ev.execution_id, &seq, &ev.key, &ev.event_type, &ev.at_ms, &ev.digest, &ev.body],
-    )
-    .await
-    .map_err(race)?;
-    Ok(Appended {
-        execution_id: ev.execution_id.clone(),
-        seq: u64_of(seq),
-        idempotency_key: ev.key.clone(),
-        duplicate: false,
-    })
+        .map_err(race)?;
+    }
+    Ok(evs
+        .iter()
+        .zip(slots)
+        .map(|(ev, (at, duplicate))| Appended {
+            execution_id: exe.to_owned(),
+            seq: u64_of(match at {
+                Ok(seq) => seq,
+                Err(i) => base + 1 + i as i64,
+            }),
+            idempotency_key: ev.key.clone(),
+            duplicate,
+        })
+        .collect())
 }
 
 async fn lease_diagnosis(tx: &Client, fence: &Fence, owner: &str) -> WorkspaceError {
@@ -1127,12 +1171,27 @@ impl Store for PgStore {
             self.tx(move |tx| {
                 let prepared = prepared.clone();
                 Box::pin(async move {
-                    let prepared = &prepared;
-                    let mut out = Vec::with_capacity(prepared.len());
-                    for ev in prepared {
-                        out.push(append_one(tx, ev).await?);
+                    // Group by execution (first-appearance order), then put the
+                    // results back in the caller's order.
+                    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+                    for (i, ev) in prepared.iter().enumerate() {
+                        match groups.iter_mut().find(|(e, _)| *e == ev.execution_id) {
+                            Some((_, idx)) => idx.push(i),
+                            None => groups.push((ev.execution_id.as_str(), vec![i])),
+                        }
                     }
-                    Ok(out)
+                    let mut out: Vec<Option<Appended>> = vec![None; prepared.len()];
+                    for (exe, idx) in groups {
+                        let evs: Vec<&PreparedEvent> = idx.iter().map(|&i| &prepared[i]).collect();
+                        for (i, a) in idx.into_iter().zip(append_group(tx, exe, &evs).await?) {
+                            out[i] = Some(a);
+                        }
+                    }
+                    out.into_iter()
+                        .map(|a| {
+                            a.ok_or_else(|| WorkspaceError::Backend("append lost a result".into()))
+                        })
+                        .collect()
                 })
             })
             .await

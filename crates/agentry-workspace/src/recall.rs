@@ -112,7 +112,9 @@ impl Retriever for KeywordRetriever {
             if n > 0 {
                 for (i, r) in hits.into_iter().enumerate() {
                     out.push(Candidate {
-                        source: CandidateSource::Record { reference: Box::new(r) },
+                        source: CandidateSource::Record {
+                            reference: Box::new(r),
+                        },
                         score: 1.0 - i as f64 / (n as f64 + 1.0),
                         why: format!("full-text match for the goal (rank {})", i + 1),
                     });
@@ -121,7 +123,9 @@ impl Retriever for KeywordRetriever {
                 q.text = None;
                 for r in ws.search(q).await? {
                     out.push(Candidate {
-                        source: CandidateSource::Record { reference: Box::new(r) },
+                        source: CandidateSource::Record {
+                            reference: Box::new(r),
+                        },
                         score: 0.1,
                         why: "matches the scope filters (no text match; newest first)".into(),
                     });

@@ -1008,27 +1008,38 @@ impl Store for SqliteStore {
 
     fn put_snapshot(&self, snapshot: NewSnapshot) -> StoreFuture<'_, SnapshotMeta> {
         Box::pin(async move {
-            if snapshot.run_id.is_empty() {
+            let NewSnapshot {
+                run_id,
+                state,
+                schema_version,
+                step_id,
+                expected,
+                fence,
+                keep_last,
+            } = snapshot;
+            if run_id.is_empty() {
                 return Err(WorkspaceError::InvalidInput("empty run id".into()));
             }
-            let state = canonical_json(&snapshot.state);
-            let digest = sha256_hex(state.as_bytes());
-            let keep = snapshot.keep_last.or(self.inner.options.keep_last);
+            // Serialise and hash here, so the writer thread (the one serial resource)
+            // only does SQL; the value itself never reaches it.
+            let state = canonical_json(&state).into_bytes();
+            let digest = sha256_hex(&state);
+            let keep = keep_last.or(self.inner.options.keep_last);
             let path = self.inner.path.clone();
             self.write(move |conn| {
                 let c = |e| classify(e, &path);
                 let now = now_ms();
-                check_run_lease(conn, &snapshot.run_id, snapshot.fence.as_ref(), now, &path)?;
+                check_run_lease(conn, &run_id, fence.as_ref(), now, &path)?;
                 let current: i64 = conn
                     .prepare_cached("SELECT state_version FROM snapshot_heads WHERE run_id = ?1")
-                    .and_then(|mut s| s.query_row([&snapshot.run_id], |r| r.get(0)).optional())
+                    .and_then(|mut s| s.query_row([&run_id], |r| r.get(0)).optional())
                     .map_err(c)?
                     .unwrap_or(0);
-                if let Some(exp) = snapshot.expected
+                if let Some(exp) = expected
                     && exp.0 != u64_of(current)
                 {
                     return Err(WorkspaceError::CasConflict {
-                        run_id: snapshot.run_id.clone(),
+                        run_id: run_id.clone(),
                         expected: exp,
                         current: StateVersion(u64_of(current)),
                     });
@@ -1038,35 +1049,36 @@ impl Store for SqliteStore {
                     "INSERT INTO snapshot_heads(run_id, state_version) VALUES (?1, ?2) \
                      ON CONFLICT(run_id) DO UPDATE SET state_version = excluded.state_version",
                 )
-                .and_then(|mut s| s.execute(params![snapshot.run_id, next]))
+                .and_then(|mut s| s.execute(params![run_id, next]))
                 .map_err(c)?;
-                let meta = SnapshotMeta {
-                    run_id: snapshot.run_id.clone(),
+                conn.prepare_cached(&format!(
+                    "INSERT INTO snapshots({SNAP_COLS}, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        run_id,
+                        next,
+                        i64::from(schema_version),
+                        step_id,
+                        digest,
+                        state.len() as i64,
+                        now,
+                        state
+                    ])
+                })
+                .map_err(c)?;
+                if let Some(k) = keep {
+                    prune(conn, &run_id, k, &path)?;
+                }
+                Ok(SnapshotMeta {
+                    run_id,
                     state_version: StateVersion(u64_of(next)),
-                    schema_version: snapshot.schema_version,
-                    step_id: snapshot.step_id.clone(),
+                    schema_version,
+                    step_id,
                     digest,
                     size: state.len() as u64,
                     created_at: Timestamp::from_millis(now),
-                };
-                conn.prepare_cached(&format!("INSERT INTO snapshots({SNAP_COLS}, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            meta.run_id,
-                            next,
-                            i64::from(meta.schema_version),
-                            meta.step_id,
-                            meta.digest,
-                            i64_of(meta.size),
-                            now,
-                            state.as_bytes()
-                        ])
-                    })
-                    .map_err(c)?;
-                if let Some(k) = keep {
-                    prune(conn, &snapshot.run_id, k, &path)?;
-                }
-                Ok(meta)
+                })
             })
             .await
         })

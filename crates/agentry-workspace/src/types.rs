@@ -88,20 +88,44 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// JSON with object keys sorted at every level, so two equal values always hash the
-/// same regardless of the order their keys were inserted in.
+/// same regardless of the order their keys were inserted in. Written in one pass
+/// without building a sorted copy of the value (snapshots can be megabytes).
 pub fn canonical_json(value: &Value) -> String {
-    fn sort(v: &Value) -> Value {
+    fn write(v: &Value, out: &mut Vec<u8>) {
         match v {
             Value::Object(m) => {
-                let sorted: BTreeMap<&String, Value> =
-                    m.iter().map(|(k, v)| (k, sort(v))).collect();
-                Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                out.push(b'{');
+                for (i, (k, v)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    // Writing to a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut *out, k);
+                    out.push(b':');
+                    write(v, out);
+                }
+                out.push(b'}');
             }
-            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
+            Value::Array(a) => {
+                out.push(b'[');
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write(v, out);
+                }
+                out.push(b']');
+            }
+            other => {
+                let _ = serde_json::to_writer(&mut *out, other);
+            }
         }
     }
-    sort(value).to_string()
+    let mut out = Vec::with_capacity(256);
+    write(value, &mut out);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Current time in milliseconds (the host clock; PostgreSQL uses its own).
@@ -999,9 +1023,19 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"d":2,"c":3}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":{"c":3,"d":2},"b":1}"#).unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":2,"c":[3,"é\"x"]},"n":null,"t":true,"f":1.5}"#)
+                .unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"t":true,"n":null,"f":1.5,"a":{"c":[3,"é\"x"],"d":2},"b":1}"#)
+                .unwrap();
         assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"c":[3,"é\"x"],"d":2},"b":1,"f":1.5,"n":null,"t":true}"#
+        );
+        let back: Value = serde_json::from_str(&canonical_json(&a)).unwrap();
+        assert_eq!(back, a);
     }
 
     #[test]

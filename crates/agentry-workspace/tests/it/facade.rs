@@ -219,6 +219,15 @@ async fn clones_share_and_separate_workspaces_do_not() {
     let a3 = Workspace::open(a_dir.path()).build().unwrap();
     assert!(!a3.same_as(&a));
     assert_eq!(a3.search(RecordQuery::new()).await.unwrap().len(), 1);
+    let got = a
+        .retrieve(RecordQuery::new().text("shared"), 6)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].excerpt.text(), got[0].excerpt.eof),
+        (Some("shared"), false)
+    );
     let info = a.info();
     assert!(info.materialized);
     assert_eq!(info.store.unwrap().backend, "sqlite");

@@ -122,7 +122,9 @@ impl agentry_workspace::Retriever for FixedRetriever {
             let r = ws.search(RecordQuery::new().kind("pinned")).await?;
             Ok(r.into_iter()
                 .map(|r| agentry_workspace::Candidate {
-                    source: CandidateSource::Record { reference: Box::new(r) },
+                    source: CandidateSource::Record {
+                        reference: Box::new(r),
+                    },
                     score: 1.0,
                     why: "pinned".into(),
                 })
