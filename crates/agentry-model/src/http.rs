@@ -208,10 +208,14 @@ impl Transport {
             phase: Phase::Start,
             output_yielded: false,
         };
-        Box::pin(futures::stream::unfold(driver, |mut d| async move {
-            let item = d.next().await?;
-            Some((item, d))
-        }))
+        // Boxed so the stream state is not moved for every item.
+        Box::pin(futures::stream::unfold(
+            Box::new(driver),
+            |mut d| async move {
+                let item = d.next().await?;
+                Some((item, d))
+            },
+        ))
     }
 
     fn bounded_redacted(&self, text: &str, max_chars: usize) -> String {
@@ -321,6 +325,15 @@ impl<D: WireDecoder> Driver<D> {
                 self.output_yielded |= is_output(&event);
                 return Some(Ok(event));
             }
+            // The hot path borrows the live attempt in place: no per-event moves.
+            if let Phase::Streaming(live) = &mut self.phase {
+                match read(&self.transport, live, &mut self.pending).await {
+                    Ok(ReadOutcome::Continue) => {}
+                    Ok(ReadOutcome::Done) => self.phase = Phase::Finished,
+                    Err(failure) => self.fail(failure),
+                }
+                continue;
+            }
             match std::mem::replace(&mut self.phase, Phase::Finished) {
                 Phase::Finished => return None,
                 Phase::Fail(error) => return Some(Err(error)),
@@ -335,11 +348,7 @@ impl<D: WireDecoder> Driver<D> {
                         Err(failure) => self.fail(failure),
                     }
                 }
-                Phase::Streaming(mut live) => match self.read(&mut live).await {
-                    Ok(ReadOutcome::Continue) => self.phase = Phase::Streaming(live),
-                    Ok(ReadOutcome::Done) => self.phase = Phase::Finished,
-                    Err(failure) => self.fail(failure),
-                },
+                Phase::Streaming(_) => {}
             }
         }
     }
@@ -517,152 +526,151 @@ impl<D: WireDecoder> Driver<D> {
             .on_body(body, &mut self.pending)
             .map_err(|e| Failure::from(decode_error(&self.transport, e, at)))
     }
+}
 
-    /// Reads until at least one event is pending, the response ends, or a timer
-    /// fires.
-    async fn read(&mut self, live: &mut Live<D>) -> Result<ReadOutcome, Failure> {
-        let t = Arc::clone(&self.transport);
-        loop {
-            if live.rearm {
-                live.rearm = false;
-                let now = Instant::now();
-                live.last_progress = now;
-                match t.timeouts.stream_idle {
-                    Some(idle) => {
-                        live.deadline.as_mut().reset(now + idle);
-                        live.armed = true;
-                    }
-                    None => live.armed = false,
+/// Reads until at least one event is pending, the response ends, or a timer fires.
+async fn read<D: WireDecoder>(
+    t: &Transport,
+    live: &mut Live<D>,
+    pending: &mut VecDeque<StreamEvent>,
+) -> Result<ReadOutcome, Failure> {
+    loop {
+        if live.rearm {
+            live.rearm = false;
+            let now = Instant::now();
+            live.last_progress = now;
+            match t.timeouts.stream_idle {
+                Some(idle) => {
+                    live.deadline.as_mut().reset(now + idle);
+                    live.armed = true;
                 }
-            }
-            let chunk = tokio::select! {
-                biased;
-                c = live.response.chunk() => c,
-                () = expire(&mut live.deadline, live.armed) => return Err(self.stall(live)),
-            };
-            let before = self.pending.len();
-            let mut saw_data = false;
-            let flow = match chunk {
-                Ok(Some(bytes)) => {
-                    let Live {
-                        parser,
-                        decoder,
-                        progressed,
-                        ..
-                    } = live;
-                    let pending = &mut self.pending;
-                    parser.feed(&bytes, |event| {
-                        saw_data = true;
-                        let n = pending.len();
-                        let flow = decoder
-                            .on_event(event, pending)
-                            .map_err(|e| (e, *progressed || pending.len() > n))?;
-                        *progressed |= pending.len() > n;
-                        Ok(flow)
-                    })
-                }
-                Ok(None) => {
-                    let Live {
-                        parser,
-                        decoder,
-                        progressed,
-                        ..
-                    } = live;
-                    let pending = &mut self.pending;
-                    let flow = parser.finish(|event| {
-                        let n = pending.len();
-                        let flow = decoder
-                            .on_event(event, pending)
-                            .map_err(|e| (e, *progressed || pending.len() > n))?;
-                        *progressed |= pending.len() > n;
-                        Ok(flow)
-                    });
-                    match flow {
-                        Ok(Flow::Stop) => return Ok(ReadOutcome::Done),
-                        Ok(Flow::Continue) => {}
-                        Err(e) => return Err(self.sse_failure(e)),
-                    }
-                    if live.decoder.on_eof(&mut self.pending) {
-                        return Ok(ReadOutcome::Done);
-                    }
-                    let early = !live.progressed;
-                    return Err(if early {
-                        t.connect_error(
-                            "the server closed the stream before the first event".into(),
-                        )
-                    } else {
-                        ModelError::Interrupted {
-                            stage: stage::RESPONSE_STREAM,
-                            detail: "the stream ended before the response was complete".into(),
-                        }
-                    }
-                    .into());
-                }
-                Err(e) => {
-                    let detail = t.transport_detail(&e);
-                    return Err(if live.progressed {
-                        ModelError::Interrupted {
-                            stage: stage::RESPONSE_STREAM,
-                            detail,
-                        }
-                    } else {
-                        t.connect_error(detail)
-                    }
-                    .into());
-                }
-            };
-            match flow {
-                Ok(Flow::Stop) => return Ok(ReadOutcome::Done),
-                Ok(Flow::Continue) => {}
-                Err(e) => return Err(self.sse_failure(e)),
-            }
-            if self.pending.len() > before {
-                live.rearm = true;
-                return Ok(ReadOutcome::Continue);
-            }
-            if saw_data && live.progressed {
-                // Protocol frames without output (lifecycle events, role-only
-                // chunks) still show the stream is alive once output has started.
-                live.rearm = true;
+                None => live.armed = false,
             }
         }
-    }
-
-    fn stall(&self, live: &Live<D>) -> Failure {
-        let t = &self.transport;
-        let error = if live.progressed {
-            StallError::new(
-                stage::RESPONSE_STREAM,
-                StallStatus::Stalled,
-                live.last_progress.elapsed(),
-                t.timeouts.stream_idle.unwrap_or_default(),
-            )
-        } else {
-            StallError::new(
-                stage::RESPONSE_FIRST_EVENT,
-                StallStatus::Stalled,
-                live.started.elapsed(),
-                t.timeouts.first_event.unwrap_or_default(),
-            )
+        let chunk = tokio::select! {
+            biased;
+            c = live.response.chunk() => c,
+            () = expire(&mut live.deadline, live.armed) => return Err(stall(t, live)),
         };
-        ModelError::Stall(error).into()
-    }
+        let before = pending.len();
+        let mut saw_data = false;
+        let flow = match chunk {
+            Ok(Some(bytes)) => {
+                let Live {
+                    parser,
+                    decoder,
+                    progressed,
+                    ..
+                } = live;
 
-    fn sse_failure(&self, e: SseError<(DecodeError, bool)>) -> Failure {
-        match e {
-            SseError::TooLarge => ModelError::Protocol {
-                stage: stage::RESPONSE_STREAM,
-                detail: "an SSE event exceeded the size limit".into(),
+                parser.feed(&bytes, |event| {
+                    saw_data = true;
+                    let n = pending.len();
+                    let flow = decoder
+                        .on_event(event, pending)
+                        .map_err(|e| (e, *progressed || pending.len() > n))?;
+                    *progressed |= pending.len() > n;
+                    Ok(flow)
+                })
             }
-            .into(),
-            SseError::Callback((e, progressed)) => {
-                let at = if progressed {
-                    stage::RESPONSE_STREAM
+            Ok(None) => {
+                let Live {
+                    parser,
+                    decoder,
+                    progressed,
+                    ..
+                } = live;
+
+                let flow = parser.finish(|event| {
+                    let n = pending.len();
+                    let flow = decoder
+                        .on_event(event, pending)
+                        .map_err(|e| (e, *progressed || pending.len() > n))?;
+                    *progressed |= pending.len() > n;
+                    Ok(flow)
+                });
+                match flow {
+                    Ok(Flow::Stop) => return Ok(ReadOutcome::Done),
+                    Ok(Flow::Continue) => {}
+                    Err(e) => return Err(sse_failure(t, e)),
+                }
+                if live.decoder.on_eof(pending) {
+                    return Ok(ReadOutcome::Done);
+                }
+                let early = !live.progressed;
+                return Err(if early {
+                    t.connect_error("the server closed the stream before the first event".into())
                 } else {
-                    stage::RESPONSE_FIRST_EVENT
-                };
-                decode_error(&self.transport, e, at).into()
+                    ModelError::Interrupted {
+                        stage: stage::RESPONSE_STREAM,
+                        detail: "the stream ended before the response was complete".into(),
+                    }
+                }
+                .into());
             }
+            Err(e) => {
+                let detail = t.transport_detail(&e);
+                return Err(if live.progressed {
+                    ModelError::Interrupted {
+                        stage: stage::RESPONSE_STREAM,
+                        detail,
+                    }
+                } else {
+                    t.connect_error(detail)
+                }
+                .into());
+            }
+        };
+        match flow {
+            Ok(Flow::Stop) => return Ok(ReadOutcome::Done),
+            Ok(Flow::Continue) => {}
+            Err(e) => return Err(sse_failure(t, e)),
+        }
+        if pending.len() > before {
+            live.rearm = true;
+            return Ok(ReadOutcome::Continue);
+        }
+        if saw_data && live.progressed {
+            // Protocol frames without output (lifecycle events, role-only
+            // chunks) still show the stream is alive once output has started.
+            live.rearm = true;
+        }
+    }
+}
+
+fn stall<D>(t: &Transport, live: &Live<D>) -> Failure {
+    let error = if live.progressed {
+        StallError::new(
+            stage::RESPONSE_STREAM,
+            StallStatus::Stalled,
+            live.last_progress.elapsed(),
+            t.timeouts.stream_idle.unwrap_or_default(),
+        )
+    } else {
+        StallError::new(
+            stage::RESPONSE_FIRST_EVENT,
+            StallStatus::Stalled,
+            live.started.elapsed(),
+            t.timeouts.first_event.unwrap_or_default(),
+        )
+    };
+    ModelError::Stall(error).into()
+}
+
+fn sse_failure(t: &Transport, e: SseError<(DecodeError, bool)>) -> Failure {
+    match e {
+        SseError::TooLarge => ModelError::Protocol {
+            stage: stage::RESPONSE_STREAM,
+            detail: "an SSE event exceeded the size limit".into(),
+        }
+        .into(),
+        SseError::Callback((e, progressed)) => {
+            let at = if progressed {
+                stage::RESPONSE_STREAM
+            } else {
+                stage::RESPONSE_FIRST_EVENT
+            };
+            decode_error(t, e, at).into()
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::sse::{Flow, SseEvent};
 use crate::types::{
     Completion, Message, ModelRequest, StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
 };
-use crate::wire::{Text, arguments_of, data_excerpt, first_of, lenient_count, text_of};
+use crate::wire::{Text, data_excerpt, first_of, lenient_arguments, lenient_count, lenient_text};
 
 /// A model served over the OpenAI Chat Completions protocol: OpenAI itself, or any
 /// compatible server (vLLM, Ollama, llama.cpp, LM Studio, gateways …).
@@ -316,30 +316,31 @@ struct Chunk<'a> {
     model: Option<Text<'a>>,
     #[serde(default, borrow, deserialize_with = "first_of")]
     choices: Option<ChunkChoice<'a>>,
+    // Boxed: rare fields stay small in the per-chunk struct, which serde moves
+    // around several times while building it.
     #[serde(default)]
-    usage: Option<WireUsage>,
+    usage: Option<Box<WireUsage>>,
     #[serde(default)]
-    error: Option<Value>,
+    error: Option<Box<Value>>,
 }
 
 #[derive(Deserialize)]
 struct ChunkChoice<'a> {
-    #[serde(default)]
+    /// `delta` in a stream chunk, `message` in a whole completion.
+    #[serde(default, alias = "message")]
     delta: Option<Delta>,
-    #[serde(default)]
-    message: Option<Delta>,
     #[serde(default, borrow)]
     finish_reason: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Delta {
-    #[serde(default)]
-    content: Option<Value>,
-    #[serde(default)]
-    reasoning_content: Option<Value>,
-    #[serde(default)]
-    reasoning: Option<Value>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    content: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    reasoning_content: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    reasoning: Option<String>,
     #[serde(default)]
     tool_calls: Option<Vec<CallFragment>>,
 }
@@ -358,8 +359,8 @@ struct CallFragment {
 struct FunctionFragment {
     #[serde(default)]
     name: Option<String>,
-    #[serde(default)]
-    arguments: Option<Value>,
+    #[serde(default, deserialize_with = "lenient_arguments")]
+    arguments: Option<String>,
 }
 
 /// Usage in the Chat Completions shape (also accepts the Responses names, which
@@ -450,7 +451,7 @@ impl ChatDecoder {
         whole: bool,
     ) -> Result<(), DecodeError> {
         if let Some(error) = chunk.error {
-            return Err(failed(error));
+            return Err(failed(*error));
         }
         if self.response_id.is_none() {
             self.response_id = chunk.id.map(Text::into_string);
@@ -459,20 +460,12 @@ impl ChatDecoder {
             self.model = chunk.model.map(Text::into_string);
         }
         if let Some(choice) = chunk.choices {
-            let delta = if whole {
-                choice.message.or(choice.delta)
-            } else {
-                choice.delta.or(choice.message)
-            };
-            if let Some(delta) = delta {
-                let reasoning = delta
-                    .reasoning_content
-                    .and_then(text_of)
-                    .or_else(|| delta.reasoning.and_then(text_of));
+            if let Some(delta) = choice.delta {
+                let reasoning = delta.reasoning_content.or(delta.reasoning);
                 if let Some(text) = reasoning.filter(|t| !t.is_empty()) {
                     out.push_back(StreamEvent::ReasoningDelta { text });
                 }
-                if let Some(text) = delta.content.and_then(text_of).filter(|t| !t.is_empty()) {
+                if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                     out.push_back(StreamEvent::TextDelta { text });
                 }
                 for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
@@ -485,7 +478,7 @@ impl ChatDecoder {
                     let (name, arguments) = match call.function {
                         Some(f) => (
                             f.name.filter(|s| !s.is_empty()),
-                            f.arguments.map(arguments_of).unwrap_or_default(),
+                            f.arguments.unwrap_or_default(),
                         ),
                         None => (None, String::new()),
                     };

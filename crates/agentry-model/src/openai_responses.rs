@@ -15,7 +15,7 @@ use crate::openai_chat::{WireUsage, failed, put};
 use crate::provider::{ModelProvider, ModelStream, ProviderInfo};
 use crate::sse::{Flow, SseEvent};
 use crate::types::{Completion, Message, ModelRequest, StreamEvent, ToolChoice, ToolSpec};
-use crate::wire::{Text, arguments_of, data_excerpt, text_of};
+use crate::wire::{Text, arguments_of, data_excerpt, lenient_arguments, lenient_text, text_of};
 
 /// A model served over the OpenAI Responses API.
 ///
@@ -284,28 +284,30 @@ impl Serialize for Choice<'_> {
 // ---------------------------------------------------------------------------
 // Response decoding
 
+/// One stream event. Fields that only some events carry are boxed so the struct
+/// serde builds (and moves) for every delta stays small.
 #[derive(Deserialize)]
 struct Event<'a> {
     #[serde(rename = "type", borrow)]
     kind: Text<'a>,
-    #[serde(default)]
-    delta: Option<Value>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    delta: Option<String>,
     #[serde(default)]
     output_index: Option<u32>,
     #[serde(default, borrow)]
     item_id: Option<Text<'a>>,
     #[serde(default)]
-    item: Option<OutputItem>,
+    item: Option<Box<OutputItem>>,
     #[serde(default, borrow)]
-    response: Option<ResponseHead<'a>>,
+    response: Option<Box<ResponseHead<'a>>>,
+    #[serde(default, deserialize_with = "lenient_arguments")]
+    arguments: Option<String>,
     #[serde(default)]
-    arguments: Option<Value>,
+    code: Option<Box<Value>>,
     #[serde(default)]
-    code: Option<Value>,
+    message: Option<Box<Value>>,
     #[serde(default)]
-    message: Option<Value>,
-    #[serde(default)]
-    error: Option<Value>,
+    error: Option<Box<Value>>,
 }
 
 /// The parts of a response object the stream needs; `output` is skipped because
@@ -537,19 +539,19 @@ impl WireDecoder for ResponsesDecoder {
         })?;
         match ev.kind.0.as_ref() {
             "response.output_text.delta" | "response.refusal.delta" => {
-                if let Some(text) = ev.delta.and_then(text_of).filter(|t| !t.is_empty()) {
+                if let Some(text) = ev.delta.filter(|t| !t.is_empty()) {
                     out.push_back(StreamEvent::TextDelta { text });
                 }
             }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
-                if let Some(text) = ev.delta.and_then(text_of).filter(|t| !t.is_empty()) {
+                if let Some(text) = ev.delta.filter(|t| !t.is_empty()) {
                     out.push_back(StreamEvent::ReasoningDelta { text });
                 }
             }
             "response.output_item.added" | "response.output_item.done" => {
                 if let Some(item) = ev.item.filter(|i| i.kind == "function_call") {
                     let done = ev.kind.0 == "response.output_item.done";
-                    self.function_call_item(item, ev.output_index, done, out);
+                    self.function_call_item(*item, ev.output_index, done, out);
                 }
             }
             "response.function_call_arguments.delta" | "response.function_call_arguments.done" => {
@@ -560,9 +562,9 @@ impl WireDecoder for ResponsesDecoder {
                     None => self.new_call(ev.output_index, item_id),
                 };
                 let text = if is_delta {
-                    ev.delta.map(arguments_of).unwrap_or_default()
+                    ev.delta.unwrap_or_default()
                 } else {
-                    ev.arguments.map(arguments_of).unwrap_or_default()
+                    ev.arguments.unwrap_or_default()
                 };
                 if let Some(call) = self.calls.get_mut(slot)
                     && !text.is_empty()
@@ -583,7 +585,7 @@ impl WireDecoder for ResponsesDecoder {
                 }
             }
             "response.completed" | "response.incomplete" => {
-                let head = ev.response.unwrap_or(ResponseHead {
+                let head = ev.response.map(|b| *b).unwrap_or(ResponseHead {
                     id: None,
                     model: None,
                     status: None,
@@ -598,7 +600,13 @@ impl WireDecoder for ResponsesDecoder {
                 let error = ev.response.and_then(|r| r.error);
                 return Err(in_band_failure(None, None, error));
             }
-            "error" => return Err(in_band_failure(ev.code, ev.message, ev.error)),
+            "error" => {
+                return Err(in_band_failure(
+                    ev.code.map(|b| *b),
+                    ev.message.map(|b| *b),
+                    ev.error.map(|b| *b),
+                ));
+            }
             _ => {}
         }
         Ok(Flow::Continue)

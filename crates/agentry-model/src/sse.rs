@@ -139,9 +139,12 @@ impl SseParser {
         on_event: &mut impl FnMut(SseEvent<'_>) -> Result<Flow, E>,
     ) -> Result<usize, SseError<E>> {
         let mut start = 0;
+        // Almost every server ends lines with `\n` alone; searching one byte value
+        // is much faster than two, so look for `\r` only when the input has one.
+        let has_cr = input.contains(&b'\r');
         while let Some(offset) = input
             .get(start..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n' || b == b'\r'))
+            .and_then(|rest| find_line_end(rest, has_cr))
         {
             let end = start + offset;
             let line = input.get(start..end).unwrap_or_default();
@@ -208,7 +211,11 @@ impl SseParser {
         &mut self,
         on_event: &mut impl FnMut(SseEvent<'_>) -> Result<Flow, E>,
     ) -> Result<Flow, SseError<E>> {
-        let data = String::from_utf8_lossy(&self.data);
+        // Validation with the fast path first; lossy conversion only for bad input.
+        let data = match std::str::from_utf8(&self.data) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&self.data),
+        };
         let flow = on_event(SseEvent {
             event: &self.event,
             data: &data,
@@ -220,6 +227,38 @@ impl SseParser {
         self.event.clear();
         Ok(flow)
     }
+}
+
+/// The position of the first `\n` (and `\r` when `cr`), eight bytes at a time:
+/// SSE lines are mostly long JSON payloads, and a byte-by-byte scan was the
+/// parser's main cost.
+fn find_line_end(hay: &[u8], cr: bool) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LF: u64 = LO * b'\n' as u64;
+    const CR: u64 = LO * b'\r' as u64;
+    // Sets the high bit of the first zero byte (bits above it may be noise).
+    let zero_byte = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let mut words = hay.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        if let Ok(bytes) = <[u8; 8]>::try_from(word) {
+            let v = u64::from_le_bytes(bytes);
+            let mut hits = zero_byte(v ^ LF);
+            if cr {
+                hits |= zero_byte(v ^ CR);
+            }
+            if hits != 0 {
+                return Some(offset + (hits.trailing_zeros() / 8) as usize);
+            }
+        }
+        offset += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n' || (cr && b == b'\r'))
+        .map(|p| offset + p)
 }
 
 #[cfg(test)]
@@ -344,6 +383,36 @@ mod tests {
         let big = vec![b'a'; MAX_EVENT_BYTES + 1];
         let r = p.feed::<()>(&big, |_| Ok(Flow::Continue));
         assert!(matches!(r, Err(SseError::TooLarge)));
+    }
+
+    #[test]
+    fn line_end_search_matches_naive() {
+        let samples: [&[u8]; 6] = [
+            b"",
+            b"abc",
+            b"0123456789abcdef\n",
+            b"01234567\r89\n",
+            b"\x8a\x0a\xff\x0d\x00\x01\x0b\x09\x0a",
+            b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x0b\x0d",
+        ];
+        for s in samples {
+            for start in 0..s.len() {
+                let hay = &s[start..];
+                for cr in [false, true] {
+                    let naive = hay.iter().position(|&b| b == b'\n' || (cr && b == b'\r'));
+                    assert_eq!(find_line_end(hay, cr), naive, "{hay:?} cr={cr}");
+                }
+            }
+        }
+        let mut long = vec![b'x'; 100];
+        for i in 0..100 {
+            long[i] = b'\n';
+            assert_eq!(find_line_end(&long, false), Some(i));
+            long[i] = b'\r';
+            assert_eq!(find_line_end(&long, true), Some(i));
+            assert_eq!(find_line_end(&long, false), None);
+            long[i] = b'x';
+        }
     }
 
     #[test]

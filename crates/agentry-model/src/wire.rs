@@ -105,3 +105,74 @@ pub(crate) fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u6
 pub(crate) fn data_excerpt(data: &str) -> String {
     crate::http::bound_chars(data.trim(), 80)
 }
+
+/// Text that should be a string, without building a `Value` on the common path:
+/// strings as is, arrays of content parts joined, `null` and other shapes `None`.
+pub(crate) fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct V;
+
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("text")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(V)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            let parts = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+            Ok(text_of(parts))
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            IgnoredAny::deserialize(de::value::MapAccessDeserializer::new(map))?;
+            Ok(None)
+        }
+    }
+
+    d.deserialize_any(V)
+}
+
+/// Tool-call arguments: a string as is; an object or array (some servers send
+/// parsed arguments) re-encoded as JSON text; `null` as `None`.
+pub(crate) fn lenient_arguments<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<ArgumentsValue>::deserialize(d)? {
+        Some(ArgumentsValue(Value::Null)) | None => None,
+        Some(ArgumentsValue(v)) => Some(arguments_of(v)),
+    })
+}
+
+/// A `Value` that takes strings without the generic `Value` visitor detour.
+struct ArgumentsValue(Value);
+
+impl<'de> Deserialize<'de> for ArgumentsValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(ArgumentsValue)
+    }
+}
