@@ -632,6 +632,10 @@ pub fn leases(f: &dyn StoreFactory) -> BoxFuture<'_, ()> {
             "workspace.invalid_input"
         );
         assert_eq!(
+            code(s.claim_lease("k", "x", MAX_LEASE_TTL_MS + 1).await),
+            "workspace.invalid_input"
+        );
+        assert_eq!(
             code(
                 s.heartbeat_lease(
                     &Fence {
@@ -1116,4 +1120,61 @@ pub fn race_event_appends(f: &dyn StoreFactory) -> BoxFuture<'_, ()> {
         let keys: BTreeSet<&str> = all.iter().map(|x| x.idempotency_key.as_str()).collect();
         assert_eq!(keys.len(), 200);
     })
+}
+
+/// One contender of a cross-process race (run it in N processes on one backing
+/// store at the same instant): tries the snapshot CAS and the lease claim every
+/// contender tries, and reports `RESULT cas=<ok|code> lease=<ok|code>`.
+pub async fn race_contender(store: &dyn Store, me: &str) -> String {
+    let word = |r: Result<(), WorkspaceError>| match r {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => e.code().to_owned(),
+    };
+    let cas = store
+        .put_snapshot(NewSnapshot::new(
+            "process-race",
+            json!({ "by": me }),
+            StateVersion(0),
+        ))
+        .await
+        .map(|_| ());
+    let lease = store
+        .claim_lease("process-race-lock", me, 60_000)
+        .await
+        .map(|_| ());
+    format!("RESULT cas={} lease={}", word(cas), word(lease))
+}
+
+/// Checks the outputs of all contenders (each containing a `RESULT` line from
+/// [`race_contender`]): exactly one won each race, every other lost it with the
+/// conflict code.
+pub fn assert_single_winners(outputs: &[String]) {
+    let mut cas_ok = 0;
+    let mut lease_ok = 0;
+    for out in outputs {
+        // A test harness may print other text on the same line, so look anywhere.
+        let line = out
+            .lines()
+            .find_map(|l| l.find("RESULT ").map(|i| &l[i..]))
+            .unwrap_or_else(|| panic!("no RESULT line in {out:?}"));
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+                .to_owned()
+        };
+        match field("cas=").as_str() {
+            "ok" => cas_ok += 1,
+            other => assert_eq!(other, "workspace.cas_conflict"),
+        }
+        match field("lease=").as_str() {
+            "ok" => lease_ok += 1,
+            other => assert_eq!(other, "workspace.lease_held"),
+        }
+    }
+    assert_eq!(
+        (cas_ok, lease_ok),
+        (1, 1),
+        "exactly one contender wins each race"
+    );
 }

@@ -1039,11 +1039,7 @@ impl Store for PgStore {
         let key = key.to_owned();
         let owner = owner.to_owned();
         Box::pin(async move {
-            if key.is_empty() || owner.is_empty() || ttl_ms == 0 {
-                return Err(WorkspaceError::InvalidInput(
-                    "lease needs a key, an owner and a ttl > 0".into(),
-                ));
-            }
+            check_lease_args(&key, &owner, ttl_ms)?;
             let ttl = i64_of(ttl_ms);
             let c = self.pool.get().await?;
             // One statement: the row lock makes concurrent claims serialise, and the

@@ -102,7 +102,7 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     options: SqliteOptions,
-    writer: Option<Mutex<std_mpsc::Sender<Box<dyn WriteJob>>>>,
+    writer: Option<std_mpsc::Sender<Box<dyn WriteJob>>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -330,7 +330,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 options,
-                writer: Some(Mutex::new(tx)),
+                writer: Some(tx),
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -372,10 +372,7 @@ impl SqliteStore {
             result: None,
             reply: Some(tx),
         });
-        {
-            let sender = writer.lock().map_err(|_| WorkspaceError::Closed)?;
-            sender.send(job).map_err(|_| WorkspaceError::Closed)?;
-        }
+        writer.send(job).map_err(|_| WorkspaceError::Closed)?;
         rx.await.map_err(|_| WorkspaceError::Closed)?
     }
 
@@ -1165,11 +1162,7 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         let owner = owner.to_owned();
         Box::pin(async move {
-            if key.is_empty() || owner.is_empty() || ttl_ms == 0 {
-                return Err(WorkspaceError::InvalidInput(
-                    "lease needs a key, an owner and a ttl > 0".into(),
-                ));
-            }
+            check_lease_args(&key, &owner, ttl_ms)?;
             let path = self.inner.path.clone();
             self.write(move |conn| {
                 let now = now_ms();

@@ -788,6 +788,19 @@ impl Lease {
     }
 }
 
+/// The longest lease a claim may ask for (7 days): long enough for any heartbeat
+/// cadence, short enough that a forgotten lease still expires.
+pub const MAX_LEASE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+
+pub(crate) fn check_lease_args(key: &str, owner: &str, ttl_ms: u64) -> Result<(), WorkspaceError> {
+    if key.is_empty() || owner.is_empty() || ttl_ms == 0 || ttl_ms > MAX_LEASE_TTL_MS {
+        return Err(WorkspaceError::InvalidInput(format!(
+            "lease needs a key, an owner and 0 < ttl_ms <= {MAX_LEASE_TTL_MS}"
+        )));
+    }
+    Ok(())
+}
+
 /// A RuntimeEvent (or any event-shaped JSON) to persist.
 #[derive(Debug, Clone)]
 pub struct EventAppend {

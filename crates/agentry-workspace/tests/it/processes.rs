@@ -6,10 +6,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentry_core::{ErrorCode, ExecutionId, Timestamp};
+use agentry_core::{ExecutionId, Timestamp};
+use agentry_workspace::conformance::{assert_single_winners, race_contender};
 use agentry_workspace::{
-    EventAppend, EventQuery, NewSnapshot, PgStore, SqliteStore, StateVersion, Store, StoreRegistry,
-    canonical_json, sha256_hex,
+    EventAppend, EventQuery, PgStore, SqliteStore, Store, StoreRegistry, canonical_json, sha256_hex,
 };
 use serde_json::json;
 
@@ -41,26 +41,7 @@ async fn worker_entry() {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
             let me = format!("pid-{}", std::process::id());
-            let cas = store
-                .put_snapshot(NewSnapshot::new(
-                    "prace",
-                    json!({"by": me}),
-                    StateVersion(0),
-                ))
-                .await;
-            let lease = store.claim_lease("plock", &me, 60_000).await;
-            let word = |r: Result<(), agentry_workspace::WorkspaceError>| match r {
-                Ok(()) => "ok".to_owned(),
-                Err(e) => {
-                    eprintln!("worker error: {e}");
-                    e.code().to_owned()
-                }
-            };
-            println!(
-                "RESULT cas={} lease={}",
-                word(cas.map(|_| ())),
-                word(lease.map(|_| ()))
-            );
+            println!("{}", race_contender(store.as_ref(), &me).await);
         }
         "crash" => {
             let exe = ExecutionId::parse("exe_crash").unwrap();
@@ -119,43 +100,15 @@ fn race_processes(url: &str) {
     let children: Vec<_> = (0..PROCS)
         .map(|_| spawn_worker("race", url, &[("AGENTRY_WS_START_AT", start.to_string())]))
         .collect();
-    let mut cas_ok = 0;
-    let mut lease_ok = 0;
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "worker failed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        // libtest prints the test name on the same line, so look for the marker anywhere.
-        let line = text
-            .lines()
-            .find_map(|l| l.find("RESULT ").map(|i| &l[i..]))
-            .expect("a RESULT line");
-        let cas = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("cas="))
-            .unwrap();
-        let lease = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("lease="))
-            .unwrap();
-        match cas {
-            "ok" => cas_ok += 1,
-            other => assert_eq!(other, "workspace.cas_conflict"),
-        }
-        match lease {
-            "ok" => lease_ok += 1,
-            other => assert_eq!(other, "workspace.lease_held"),
-        }
-    }
-    assert_eq!(
-        (cas_ok, lease_ok),
-        (1, 1),
-        "exactly one process wins each race"
-    );
+    let outputs: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "worker failed");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect();
+    assert_single_winners(&outputs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
