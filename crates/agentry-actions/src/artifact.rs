@@ -314,6 +314,9 @@ struct Limits {
 /// A bounded copy of a value: long strings cut, long lists and maps shortened, deep
 /// nesting summarised, shrinking until its JSON fits `budget` bytes (roughly).
 pub fn compact(value: &Value, budget: usize) -> Value {
+    if json_len(value) <= budget {
+        return value.clone();
+    }
     let mut limits = Limits {
         chars: (budget / 4).clamp(16, 512),
         items: 16,
@@ -340,6 +343,25 @@ pub fn compact(value: &Value, budget: usize) -> Value {
         &text[..cut],
         text.len() - cut
     ))
+}
+
+/// Length of a value's compact JSON, measured without building the text.
+pub(crate) fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 fn shrink(v: &Value, l: Limits, depth: usize) -> Value {

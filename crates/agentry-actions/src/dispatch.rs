@@ -610,14 +610,19 @@ impl Dispatcher {
             r.data = Some(json!({"missing": missing, "schema": entry.tool.parameters}));
             return Err(r);
         }
-        let errors: Vec<Value> = entry
-            .validator
-            .iter_errors(&input)
-            .take(10)
-            .map(|e| json!({"path": e.instance_path().to_string(), "message": e.to_string()}))
-            .collect();
-        if !errors.is_empty() {
-            let first = errors[0]["message"].as_str().unwrap_or_default().to_owned();
+        // Fast path: most calls are valid, and `is_valid` allocates nothing.
+        if !entry.validator.is_valid(&input) {
+            let errors: Vec<Value> = entry
+                .validator
+                .iter_errors(&input)
+                .take(10)
+                .map(|e| json!({"path": e.instance_path().to_string(), "message": e.to_string()}))
+                .collect();
+            let first = errors
+                .first()
+                .and_then(|e| e["message"].as_str())
+                .unwrap_or("invalid input")
+                .to_owned();
             let mut r = r.fail(
                 ActionStatus::Error,
                 codes::INPUT_SCHEMA_VIOLATION,
@@ -924,12 +929,13 @@ impl Dispatcher {
         if matches!(value, Value::Null | Value::Bool(_) | Value::Number(_)) {
             return;
         }
+        // Measure without building the text: most outputs stay inline.
+        if artifact::json_len(value) <= opts.inline_limit {
+            return;
+        }
         let Ok(json) = serde_json::to_string(value) else {
             return;
         };
-        if json.len() <= opts.inline_limit {
-            return;
-        }
         let len = json.len();
         let key = scope
             .artifacts

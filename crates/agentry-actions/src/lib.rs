@@ -26,6 +26,34 @@
 //! [`CallPurpose::Answer`] to the right model. See [`ActionLoop`] for a runnable
 //! example.
 //!
+//! # Declaring an action with `#[action]`
+//!
+//! ```
+//! use agentry_actions::{action, ActionFailure, ActionRegistry, Action};
+//!
+//! /// Looks up a user's display name.
+//! #[action(tags("users"))]
+//! async fn user_name(
+//!     /// The user id.
+//!     id: u64,
+//!     /// Return the name in upper case.
+//!     #[action(default)]
+//!     upper: bool,
+//! ) -> Result<String, ActionFailure> {
+//!     let name = format!("user-{id}");
+//!     Ok(if upper { name.to_uppercase() } else { name })
+//! }
+//!
+//! let mut registry = ActionRegistry::new();
+//! registry.register(UserName)?;
+//! assert_eq!(UserName.spec().input_schema["required"], serde_json::json!(["id"]));
+//! # Ok::<(), agentry_actions::ActionError>(())
+//! ```
+//!
+//! The expansion names the runtime as `::agentry_actions` (serde, schemars and
+//! serde_json through `::agentry_actions::__private`); code that reaches the runtime
+//! through a re-export passes `#[action(crate = "path::to::agentry_actions")]`.
+//!
 //! # Events
 //!
 //! `action.loop_started`, `action.plan_ready`, `action.loop_completed` /

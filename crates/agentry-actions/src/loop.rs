@@ -901,7 +901,12 @@ fn hash_value(v: &Value, h: &mut DefaultHasher) {
     match v {
         Value::Null => 0u8.hash(h),
         Value::Bool(b) => b.hash(h),
-        Value::Number(n) => n.to_string().hash(h),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.hash(h),
+            (_, Some(u), _) => u.hash(h),
+            (_, _, Some(f)) => f.to_bits().hash(h),
+            _ => 0u8.hash(h),
+        },
         Value::String(s) => s.hash(h),
         Value::Array(a) => {
             a.len().hash(h);

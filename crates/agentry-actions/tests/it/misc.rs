@@ -121,3 +121,19 @@ fn action_info_lists_in_registration_order() {
     let keys: Vec<&String> = info.keys().collect();
     assert_eq!(keys, vec!["add", "zeta"]);
 }
+
+#[test]
+fn loop_and_dispatch_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let env = Env::new();
+    let script = Script::new(vec![]);
+    let lp = lp(registry(vec![add_action()]));
+    let fut = lp.run(env.input(&script, "x"));
+    assert_send(&fut);
+    drop(fut);
+    let scope = env.scope();
+    let call = lp
+        .dispatcher()
+        .call(&scope, HostCall::new("add", json!({"a": 1, "b": 2})));
+    assert_send(&call);
+}

@@ -9,7 +9,10 @@ use serde_json::json;
 use crate::common::*;
 
 fn provider(server: &MockServer) -> Arc<OpenAiChat> {
-    Arc::new(OpenAiChat::new(OpenAiConfig::new(server.base_url(), "mock-model").api_key("test-key")).unwrap())
+    Arc::new(
+        OpenAiChat::new(OpenAiConfig::new(server.base_url(), "mock-model").api_key("test-key"))
+            .unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -25,7 +28,10 @@ async fn native_tool_calls_over_http() {
     let server = MockServer::start(scenario).await.unwrap();
     let caller = ProviderCaller::single(provider(&server));
     let env = Env::new();
-    let out = lp(registry(vec![add_action()])).run(env.input(&caller, "What is 2+3?")).await.unwrap();
+    let out = lp(registry(vec![add_action()]))
+        .run(env.input(&caller, "What is 2+3?"))
+        .await
+        .unwrap();
     assert_eq!(out.final_response.text, "2 + 3 = 5");
     let codes_seen: Vec<Option<&str>> = out.records.iter().map(|r| r.error_code()).collect();
     assert_eq!(
@@ -57,9 +63,13 @@ async fn json_plan_over_http() {
     let plan = json!({"next_action": "execute", "execution_commands": [
         {"purpose": "sum", "action_id": "add", "action_input": {"a": 20, "b": 22}}]});
     let scenario = Scenario::new()
-        .rule(Rule::when_user_contains("Results of round").and(Rule::when(|r| r.raw_body.contains("planning round"))).reply(
-            Reply::text("{\"next_action\": \"response\", \"execution_commands\": []}"),
-        ))
+        .rule(
+            Rule::when_user_contains("Results of round")
+                .and(Rule::when(|r| r.raw_body.contains("planning round")))
+                .reply(Reply::text(
+                    "{\"next_action\": \"response\", \"execution_commands\": []}",
+                )),
+        )
         .rule(Rule::when_user_contains("final answer").reply(Reply::text("It is 42.")))
         .rule(Rule::always().reply(Reply::text(plan.to_string())));
     let server = MockServer::start(scenario).await.unwrap();
@@ -67,7 +77,10 @@ async fn json_plan_over_http() {
     let env = Env::new();
     let out = lp_with(
         registry(vec![add_action()]),
-        LoopOptions { protocol: PlanningProtocol::JsonPlan, ..Default::default() },
+        LoopOptions {
+            protocol: PlanningProtocol::JsonPlan,
+            ..Default::default()
+        },
     )
     .run(env.input(&caller, "What is 20+22?"))
     .await
@@ -86,17 +99,28 @@ async fn scripted_model_through_provider_caller() {
         ScriptedTurn::text(""),
     ]));
     let answer = Arc::new(ScriptedModel::new(vec![ScriptedTurn::text("two")]));
-    let caller = ProviderCaller { planner: planner.clone(), answer: answer.clone() };
+    let caller = ProviderCaller {
+        planner: planner.clone(),
+        answer: answer.clone(),
+    };
     let env = Env::new();
-    let out = lp(registry(vec![add_action()])).run(env.input(&caller, "1+1?")).await.unwrap();
+    let out = lp(registry(vec![add_action()]))
+        .run(env.input(&caller, "1+1?"))
+        .await
+        .unwrap();
     assert_eq!(out.final_response.text, "two");
     assert_eq!(planner.requests().len(), 3);
     assert_eq!(answer.requests().len(), 1);
     assert_eq!(out.records[1].error_code(), Some(codes::INPUT_NOT_JSON));
 
     // A model error ends the loop with the model's own code.
-    let failing = Arc::new(ScriptedModel::new(vec![ScriptedTurn::error(ModelError::Cancelled)]));
+    let failing = Arc::new(ScriptedModel::new(vec![ScriptedTurn::error(
+        ModelError::Cancelled,
+    )]));
     let caller = ProviderCaller::single(failing);
-    let err = lp(registry(vec![add_action()])).run(env.input(&caller, "x")).await.unwrap_err();
+    let err = lp(registry(vec![add_action()]))
+        .run(env.input(&caller, "x"))
+        .await
+        .unwrap_err();
     assert_eq!(agentry_core::ErrorCode::code(&err), "model.cancelled");
 }
