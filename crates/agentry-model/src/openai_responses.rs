@@ -288,8 +288,9 @@ impl Serialize for Choice<'_> {
 /// serde builds (and moves) for every delta stays small.
 #[derive(Deserialize)]
 struct Event<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Text<'a>,
+    /// The event type; when absent, the SSE `event:` name is used.
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Text<'a>>,
     #[serde(default, deserialize_with = "lenient_text")]
     delta: Option<String>,
     #[serde(default)]
@@ -537,7 +538,11 @@ impl WireDecoder for ResponsesDecoder {
                 data_excerpt(data)
             ))
         })?;
-        match ev.kind.0.as_ref() {
+        let kind: &str = match &ev.kind {
+            Some(k) => &k.0,
+            None => event.event,
+        };
+        match kind {
             "response.output_text.delta" | "response.refusal.delta" => {
                 if let Some(text) = ev.delta.filter(|t| !t.is_empty()) {
                     out.push_back(StreamEvent::TextDelta { text });
@@ -550,12 +555,12 @@ impl WireDecoder for ResponsesDecoder {
             }
             "response.output_item.added" | "response.output_item.done" => {
                 if let Some(item) = ev.item.filter(|i| i.kind == "function_call") {
-                    let done = ev.kind.0 == "response.output_item.done";
+                    let done = kind == "response.output_item.done";
                     self.function_call_item(*item, ev.output_index, done, out);
                 }
             }
             "response.function_call_arguments.delta" | "response.function_call_arguments.done" => {
-                let is_delta = ev.kind.0.ends_with(".delta");
+                let is_delta = kind.ends_with(".delta");
                 let item_id = ev.item_id.map(Text::into_string);
                 let slot = match self.find(ev.output_index, item_id.as_deref()) {
                     Some(slot) => slot,
@@ -739,6 +744,24 @@ mod tests {
         assert_eq!(r.completion.finish_reason.as_deref(), Some("tool_calls"));
         assert_eq!(r.completion.response_id.as_deref(), Some("resp_1"));
         assert_eq!(r.completion.model.as_deref(), Some("gpt"));
+    }
+
+    #[test]
+    fn event_name_stands_in_for_a_missing_type() {
+        let mut d = ResponsesDecoder::default();
+        let mut out = VecDeque::new();
+        d.on_event(
+            SseEvent {
+                event: "response.output_text.delta",
+                data: r#"{"delta":"hi"}"#,
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out.pop_front(),
+            Some(StreamEvent::TextDelta { text: "hi".into() })
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! server (127.0.0.1 only; no network).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cancel;
 mod common;
 mod faults;
 mod offline;
