@@ -295,6 +295,7 @@ impl PgStore {
             });
         }
         if current < 1 {
+            tracing::info!(schema, version = 1, "applying workspace schema migration");
             tx.batch_execute(&format!(
                 "SET LOCAL search_path TO \"{schema}\"; {PG_SCHEMA_V1}"
             ))

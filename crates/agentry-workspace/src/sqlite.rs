@@ -146,7 +146,9 @@ where
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(v)), Ok(())) => Ok(v),
             (_, Err(e)) => Err(e),
-            (None, Ok(())) => Err(WorkspaceError::Backend("write was not run".into())),
+            (None, Ok(())) => Err(WorkspaceError::Busy(
+                "write not run: its group transaction was aborted".into(),
+            )),
         };
         if let Some(reply) = self.reply.take() {
             let _ = reply.send(out);
@@ -319,6 +321,7 @@ impl SqliteStore {
             conn.pragma_update(None, "max_page_count", i64_of(max))
                 .map_err(c)?;
         }
+        tracing::debug!(path = %path.display(), "sqlite workspace store opened");
         let (tx, rx) = std_mpsc::channel::<Box<dyn WriteJob>>();
         let max_group = options.max_group.max(1);
         let wpath = path.clone();
@@ -449,6 +452,12 @@ fn run_group(conn: &Connection, mut jobs: Vec<Box<dyn WriteJob>>, path: &Path) {
         if single {
             any_ok = job.run(conn);
             continue;
+        }
+        if conn.is_autocommit() {
+            // SQLite aborted the group transaction (e.g. SQLITE_FULL): running the
+            // rest would commit each statement on its own. Leave them un-run; they
+            // report the group's failure and their callers may retry.
+            break;
         }
         if conn.execute_batch("SAVEPOINT job").is_err() {
             continue; // the job stays un-run and reports a failure

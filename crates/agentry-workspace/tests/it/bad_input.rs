@@ -240,3 +240,71 @@ async fn disk_full_is_mapped_and_earlier_data_kept() {
         .await
         .unwrap();
 }
+
+/// Many writes queued on one store run as one group transaction with a savepoint
+/// each: the losers of a CAS and a conflicting append fail alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_writes_fail_individually() {
+    use agentry_workspace::{EventAppend, EventQuery, NewSnapshot, StateVersion};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(
+        SqliteStore::open_path(dir.path().join("ws.db"))
+            .await
+            .unwrap(),
+    );
+    let exe = agentry_core::ExecutionId::new();
+    let mut tasks = Vec::new();
+    for i in 0..32u64 {
+        let s = s.clone();
+        let exe = exe.clone();
+        tasks.push(tokio::spawn(async move {
+            let snap = s
+                .put_snapshot(NewSnapshot::new(
+                    "grouped",
+                    json!({ "i": i }),
+                    StateVersion(0),
+                ))
+                .await;
+            // Every task sends key "same"; only identical payloads are accepted.
+            let ev = s
+                .append(EventAppend::new(exe, "same", "t", json!({ "i": i % 2 })))
+                .await;
+            (snap.is_ok(), ev.map(|a| a.seq).map_err(|e| e.code()))
+        }));
+    }
+    let mut wins = 0;
+    let mut accepted = 0;
+    for t in tasks {
+        let (won, ev) = t.await.unwrap();
+        wins += usize::from(won);
+        match ev {
+            Ok(seq) => {
+                assert_eq!(seq, 1);
+                accepted += 1;
+            }
+            Err(code) => assert_eq!(code, "workspace.idempotency_conflict"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(
+        accepted, 16,
+        "exactly the tasks whose payload matched the first"
+    );
+    assert_eq!(
+        s.query_events(EventQuery::new(exe.as_str()))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.get_snapshot("grouped", None)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .state_version,
+        StateVersion(1)
+    );
+}
