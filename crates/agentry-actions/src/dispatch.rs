@@ -771,8 +771,7 @@ impl Dispatcher {
                             .payload(json!({"request": request, "handler": handler.name()})),
                     )
                     .await;
-                let decision = AssertUnwindSafe(handler.decide(&request))
-                    .catch_unwind()
+                let decision = guarded(|| handler.decide(&request))
                     .await
                     .unwrap_or_else(|_| ApprovalDecision::Deny {
                         reason: "the approval handler panicked".into(),
@@ -841,6 +840,9 @@ impl Dispatcher {
             }
         }
 
+        let limit = timeout
+            .or(self.inner.policy.action_timeout())
+            .unwrap_or(self.inner.options.action_timeout);
         let mut resources: Vec<(String, Arc<dyn Any + Send + Sync>)> = Vec::new();
         if builtin_reader {
             resources.push((
@@ -855,17 +857,24 @@ impl Dispatcher {
         };
         if let Some(resolver) = &resolver {
             for req in &spec.resources {
-                match resolver.ensure(req, &record.call_id).await {
-                    Ok(handle) => resources.push((req.kind.clone(), handle)),
-                    Err(f) => {
-                        resolver.release(&record.call_id).await;
-                        return record.fail(
-                            ActionStatus::Error,
-                            codes::RESOURCE_UNAVAILABLE,
-                            f.message,
-                        );
+                let ensured =
+                    tokio::time::timeout(limit, guarded(|| resolver.ensure(req, &record.call_id)))
+                        .await;
+                let failure = match ensured {
+                    Ok(Ok(Ok(handle))) => {
+                        resources.push((req.kind.clone(), handle));
+                        continue;
                     }
-                }
+                    Ok(Ok(Err(f))) => f.message,
+                    Ok(Err(p)) => format!("the resource provider panicked: {}", panic_message(&*p)),
+                    Err(_) => format!(
+                        "resource `{}` was not ready within {} ms",
+                        req.kind,
+                        limit.as_millis()
+                    ),
+                };
+                resolver.release(&record.call_id).await;
+                return record.fail(ActionStatus::Error, codes::RESOURCE_UNAVAILABLE, failure);
             }
         }
 
@@ -877,11 +886,8 @@ impl Dispatcher {
             approved,
             resources,
         );
-        let limit = timeout
-            .or(self.inner.policy.action_timeout())
-            .unwrap_or(self.inner.options.action_timeout);
         let started = Instant::now();
-        let fut = AssertUnwindSafe(entry.action.invoke(ctx.clone(), input)).catch_unwind();
+        let fut = guarded(|| entry.action.invoke(ctx.clone(), input));
         let outcome = tokio::time::timeout(limit, fut).await;
         record.timing.executor_us = micros(started.elapsed());
         if let Some(resolver) = &resolver {
@@ -978,6 +984,15 @@ pub(crate) async fn emit_outcome(scope: &CallScope, run: &Arc<RunContext>, recor
         }
     }
     scope.emitter.emit(run, ev).await;
+}
+
+/// Runs host or action code that builds a future, catching a panic both while the
+/// future is built (closures run their synchronous part eagerly) and while it runs.
+async fn guarded<F: std::future::Future>(
+    make: impl FnOnce() -> F,
+) -> Result<F::Output, Box<dyn Any + Send>> {
+    let fut = std::panic::catch_unwind(AssertUnwindSafe(make))?;
+    AssertUnwindSafe(fut).catch_unwind().await
 }
 
 fn panic_message(p: &(dyn Any + Send)) -> String {

@@ -121,6 +121,11 @@ pub struct LoopOptions {
     /// Run identical calls of one round (same action, same arguments) once and reuse
     /// the record for the copies (default true).
     pub dedupe_identical_calls: bool,
+    /// With native tool calls, when the planner answers in text without calling a tool
+    /// and no output schema is requested, use that text as the final answer instead of
+    /// asking again (default false: the answer always comes from a separate
+    /// [`CallPurpose::Answer`] request, which may use another model).
+    pub reuse_planner_answer: bool,
     /// Dispatcher settings (per-call timeout, digests).
     pub dispatch: DispatchOptions,
 }
@@ -138,6 +143,7 @@ impl Default for LoopOptions {
             loop_timeout: None,
             idle_timeout: None,
             dedupe_identical_calls: true,
+            reuse_planner_answer: false,
             dispatch: DispatchOptions::default(),
         }
     }
@@ -556,6 +562,7 @@ impl ActionLoop {
         let mut unchanged = 0u32;
         let mut rounds = 0u32;
         let mut notes: Vec<String> = Vec::new();
+        let mut planner_answer: Option<ModelResponse> = None;
         let stop = loop {
             if rounds >= o.max_rounds {
                 let r = self.guard_record(
@@ -610,6 +617,13 @@ impl ActionLoop {
                 diagnostics.push(d.clone());
             }
             if plan.calls.is_empty() {
+                if o.reuse_planner_answer
+                    && o.protocol == PlanningProtocol::NativeToolCalls
+                    && output_schema.is_none()
+                    && !response.text.trim().is_empty()
+                {
+                    planner_answer = Some(response);
+                }
                 break StopReason::Answered;
             }
             conv.push(plan.assistant);
@@ -702,25 +716,31 @@ impl ActionLoop {
             }
         }
 
-        let mut answer_conv = conv.clone();
-        let mut closing = String::new();
-        if !notes.is_empty() {
-            closing.push_str("Note from the runtime: ");
-            closing.push_str(&notes.join(" "));
-            closing.push(' ');
-        }
-        if o.protocol == PlanningProtocol::JsonPlan && rounds > 0 {
-            closing.push_str("Now write the final answer to the original request using the results above; do not reply with a plan.");
-        } else if !notes.is_empty() {
-            closing.push_str("Answer now with what was gathered.");
-        }
-        if !closing.is_empty() {
-            answer_conv.push(Message::user(closing));
-        }
-        let mut request = ModelRequest::new(answer_conv);
-        request.output_schema = output_schema;
-        let final_response = caller.call(CallPurpose::Answer, request).await?;
-        progress.touch();
+        let final_response = match planner_answer {
+            Some(r) => r,
+            None => {
+                let mut answer_conv = conv.clone();
+                let mut closing = String::new();
+                if !notes.is_empty() {
+                    closing.push_str("Note from the runtime: ");
+                    closing.push_str(&notes.join(" "));
+                    closing.push(' ');
+                }
+                if o.protocol == PlanningProtocol::JsonPlan && rounds > 0 {
+                    closing.push_str("Now write the final answer to the original request using the results above; do not reply with a plan.");
+                } else if !notes.is_empty() {
+                    closing.push_str("Answer now with what was gathered.");
+                }
+                if !closing.is_empty() {
+                    answer_conv.push(Message::user(closing));
+                }
+                let mut request = ModelRequest::new(answer_conv);
+                request.output_schema = output_schema;
+                let final_response = caller.call(CallPurpose::Answer, request).await?;
+                progress.touch();
+                final_response
+            }
+        };
         conv.push(Message::assistant(final_response.text.clone()));
         let tool_logs = records
             .iter()

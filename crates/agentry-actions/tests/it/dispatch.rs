@@ -181,6 +181,17 @@ async fn timeouts_panics_and_failures_become_records() {
     let fail = FnAction::new("fail", "Fails.", json!({"type":"object"}), |_c, _v| async {
         Err(ActionFailure::new("demo.bad", "went wrong").with_data(json!({"why": 1})))
     });
+    let eager = FnAction::new(
+        "eager",
+        "Panics before its future exists.",
+        json!({"type":"object"}),
+        |_c, _v| {
+            if true {
+                panic!("eager boom");
+            }
+            async { Ok(json!(null)) }
+        },
+    );
     let half = FnAction::new(
         "half",
         "Half.",
@@ -190,7 +201,10 @@ async fn timeouts_panics_and_failures_become_records() {
             Ok(json!([1]))
         },
     );
-    let d = Dispatcher::new(registry(vec![slow, boom, fail, half]), &ActionPolicy::new());
+    let d = Dispatcher::new(
+        registry(vec![slow, boom, eager, fail, half]),
+        &ActionPolicy::new(),
+    );
     let s = env.scope();
     let rec = d
         .call(
@@ -202,6 +216,8 @@ async fn timeouts_panics_and_failures_become_records() {
     let rec = d.call(&s, HostCall::new("boom", json!({}))).await;
     assert_eq!(rec.error_code(), Some(codes::EXECUTION_PANICKED));
     assert!(rec.error.unwrap().message.contains("kaboom"));
+    let rec = d.call(&s, HostCall::new("eager", json!({}))).await;
+    assert_eq!(rec.error_code(), Some(codes::EXECUTION_PANICKED));
     let rec = d.call(&s, HostCall::new("fail", json!({}))).await;
     assert_eq!(rec.error_code(), Some("demo.bad"));
     assert_eq!(rec.data, Some(json!({"why": 1})));
@@ -335,6 +351,38 @@ impl ResourceResolver for Shells {
             Ok(Arc::new(String::from("shell-1")) as Arc<dyn std::any::Any + Send + Sync>)
         })
     }
+}
+
+#[derive(Debug)]
+struct Stuck;
+impl ResourceResolver for Stuck {
+    fn ensure<'a>(
+        &'a self,
+        _r: &'a ResourceRequirement,
+        _c: &'a ActionCallId,
+    ) -> futures::future::BoxFuture<'a, Result<Arc<dyn std::any::Any + Send + Sync>, ActionFailure>>
+    {
+        Box::pin(futures::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_resource_provider_times_out() {
+    let env = Env::new();
+    let res = FnAction::new(
+        "res",
+        "Needs a shell.",
+        json!({"type":"object"}),
+        |_c, _v| async { Ok(json!(1)) },
+    )
+    .resource(ResourceRequirement::new("shell"));
+    let d = Dispatcher::new(
+        registry(vec![res]),
+        &ActionPolicy::new().action_timeout(Duration::from_millis(30)),
+    )
+    .with_resources(Arc::new(Stuck));
+    let rec = d.call(&env.scope(), HostCall::new("res", json!({}))).await;
+    assert_eq!(rec.error_code(), Some(codes::RESOURCE_UNAVAILABLE));
 }
 
 #[tokio::test]

@@ -592,3 +592,26 @@ async fn provider_caller_routes_by_purpose() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn planner_text_can_be_the_answer() {
+    let env = Env::new();
+    let script = Script::new(vec![
+        r(calls(&[("c1", "add", json!({"a":1,"b":2}))])),
+        r(text("It is 3.")),
+    ]);
+    let out = lp_with(
+        registry(vec![add_action()]),
+        LoopOptions {
+            reuse_planner_answer: true,
+            ..Default::default()
+        },
+    )
+    .run(env.input(&script, "1+2?"))
+    .await
+    .unwrap();
+    assert_eq!(out.final_response.text, "It is 3.");
+    let reqs = script.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs.iter().all(|(p, _)| *p == CallPurpose::Planning));
+}
