@@ -161,3 +161,43 @@ impl ApprovalHandler for CallbackApproval {
 pub fn default_handler() -> Arc<dyn ApprovalHandler> {
     Arc::new(FailClosed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentry_core::ExecutionId;
+    use serde_json::json;
+
+    fn req() -> ApprovalRequest {
+        let call_id = ActionCallId::new(ExecutionId::new(), 0, 0);
+        ApprovalRequest {
+            request_id: format!("apr:{call_id}"),
+            call_id,
+            action_id: "rm".into(),
+            side_effect: SideEffect::Write,
+            input: json!({}),
+            purpose: "clean up".into(),
+            source: CallSource::Host,
+            approval_mode: ApprovalMode::Auto,
+        }
+    }
+
+    #[tokio::test]
+    async fn builtin_handlers() {
+        let r = req();
+        assert_eq!(AutoApprove.decide(&r).await, ApprovalDecision::Approve);
+        assert_eq!(FailClosed.decide(&r).await, ApprovalDecision::Pending);
+        assert!(matches!(
+            DenyAll.decide(&r).await,
+            ApprovalDecision::Deny { .. }
+        ));
+        assert_eq!(default_handler().name(), "fail_closed");
+        let cb = CallbackApproval::new("cb", |r| async move {
+            ApprovalDecision::ApproveWithInput(json!({"purpose": r.purpose}))
+        });
+        assert_eq!(
+            cb.decide(&r).await,
+            ApprovalDecision::ApproveWithInput(json!({"purpose": "clean up"}))
+        );
+    }
+}

@@ -90,6 +90,17 @@ impl HostCall {
         self.approval_granted = granted;
         self
     }
+
+    /// The call a host runs once a human approved a pending (`approval_required`)
+    /// record: same action, same (already validated and stripped) input, approval
+    /// granted. Returns `None` for records that are not pending approval.
+    pub fn approved_from(record: &ActionRecord) -> Option<Self> {
+        (record.status == ActionStatus::ApprovalRequired).then(|| {
+            Self::new(record.action_id.clone(), record.input.clone())
+                .purpose(record.purpose.clone())
+                .approval_granted(true)
+        })
+    }
 }
 
 /// Arguments as a model produced them.

@@ -941,3 +941,65 @@ fn hash_value(v: &Value, h: &mut DefaultHasher) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentry_core::ExecutionId;
+
+    fn rec(id: &str, data: Value, status: ActionStatus) -> ActionRecord {
+        let mut r = ActionRecord::new(
+            ActionCallId::new(ExecutionId::new(), 0, 0),
+            id.into(),
+            String::new(),
+            CallSource::Host,
+        );
+        r.status = status;
+        r.data = Some(data);
+        r
+    }
+
+    #[test]
+    fn evidence_ignores_order_and_failures() {
+        let a = rec("a", json!({"x": 1}), ActionStatus::Success);
+        let b = rec("b", json!([1.5, "s"]), ActionStatus::Success);
+        let f = rec("c", json!(null), ActionStatus::Error);
+        let one = evidence_fingerprint(&[a.clone(), b.clone(), f]);
+        let two = evidence_fingerprint(&[b, a.clone()]);
+        assert_eq!(one, two);
+        assert_ne!(one, evidence_fingerprint(&[a]));
+        assert_eq!(
+            evidence_fingerprint(&[rec("c", json!(1), ActionStatus::Error)]),
+            None
+        );
+    }
+
+    #[test]
+    fn option_validation() {
+        assert!(LoopOptions::default().validate().is_ok());
+        let bad = [
+            LoopOptions {
+                concurrency: 0,
+                ..Default::default()
+            },
+            LoopOptions {
+                max_calls_per_round: 0,
+                ..Default::default()
+            },
+            LoopOptions {
+                max_consecutive_failed_rounds: 0,
+                ..Default::default()
+            },
+            LoopOptions {
+                idle_timeout: Some(Duration::ZERO),
+                ..Default::default()
+            },
+        ];
+        for o in bad {
+            assert_eq!(
+                agentry_core::ErrorCode::code(&o.validate().unwrap_err()),
+                "action.options.invalid"
+            );
+        }
+    }
+}

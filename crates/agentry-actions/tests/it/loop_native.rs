@@ -562,6 +562,11 @@ async fn approval_required_calls_go_back_to_the_model() {
         env.event_types()
             .contains(&"action.approval_required".to_owned())
     );
+    // Once a human approves, the host resumes the call by its record.
+    let resumed = HostCall::approved_from(&out.records[0]).unwrap();
+    let done = out_dispatcher_call(&env, resumed).await;
+    assert_eq!(done.status, ActionStatus::Success);
+    assert!(HostCall::approved_from(&done).is_none());
 }
 
 #[tokio::test]
@@ -614,4 +619,17 @@ async fn planner_text_can_be_the_answer() {
     let reqs = script.requests();
     assert_eq!(reqs.len(), 2);
     assert!(reqs.iter().all(|(p, _)| *p == CallPurpose::Planning));
+}
+
+async fn out_dispatcher_call(env: &Env, call: HostCall) -> ActionRecord {
+    let rm = FnAction::new(
+        "rm",
+        "Deletes.",
+        json!({"type":"object"}),
+        |_c, v| async move { Ok(v) },
+    )
+    .approval_required(true);
+    Dispatcher::new(registry(vec![rm]), &ActionPolicy::new())
+        .call(&env.scope(), call)
+        .await
 }
