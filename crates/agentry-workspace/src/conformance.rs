@@ -86,7 +86,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             capabilities_are_declared records_put_get records_search links_and_evidence bounded_reads
             snapshots_cas snapshot_retention leases fencing events_idempotency events_query
-            runtime_event_roundtrip shared_handles race_cas_tasks race_lease_tasks race_event_appends);
+            runtime_event_roundtrip atomic_commit shared_handles race_cas_tasks race_lease_tasks race_event_appends);
     };
     (@each $make:path; $($name:ident)*) => {
         $(
@@ -955,6 +955,100 @@ pub fn runtime_event_roundtrip(f: &dyn StoreFactory) -> BoxFuture<'_, ()> {
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].idempotency_key, "evt-rt-1");
         assert_eq!(stored[0].runtime_event().unwrap(), ev);
+    })
+}
+
+/// A batch commits its snapshot, events and records together or not at all.
+pub fn atomic_commit(f: &dyn StoreFactory) -> BoxFuture<'_, ()> {
+    Box::pin(async move {
+        let s = f.open().await.unwrap();
+        let e = exe("commit");
+        let lease = s.claim_lease("step-run", "w1", 30_000).await.unwrap();
+        let batch = |expected: u64, keys: &[&str], note: &str| WriteBatch {
+            fence: Some(lease.fence()),
+            snapshot: Some(NewSnapshot::new(
+                "step-run",
+                json!({ "note": note }),
+                StateVersion(expected),
+            )),
+            events: keys
+                .iter()
+                .map(|k| EventAppend::new(e.clone(), *k, "step.completed", json!({ "k": k })))
+                .collect(),
+            records: vec![
+                NewRecord::new("results", Content::Text(format!("result {note}")))
+                    .scope("run_id", "step-run"),
+            ],
+        };
+        let done = s.commit(batch(0, &["a", "b"], "first")).await.unwrap();
+        assert_eq!(done.snapshot.unwrap().state_version, StateVersion(1));
+        assert_eq!(
+            done.events.iter().map(|a| a.seq).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(done.records.len(), 1);
+        let results = |s: Arc<dyn Store>| async move {
+            s.search(RecordQuery::new().collection("results"))
+                .await
+                .unwrap()
+                .len()
+        };
+        // A lost CAS writes none of the batch's events or records.
+        assert_eq!(
+            code(s.commit(batch(0, &["c"], "stale")).await),
+            "workspace.cas_conflict"
+        );
+        assert_eq!(
+            s.query_events(EventQuery::new(e.as_str()))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(results(s.clone()).await, 1);
+        // A conflicting event writes no snapshot.
+        let mut bad = batch(1, &["d"], "second");
+        bad.events.push(EventAppend::new(
+            e.clone(),
+            "a",
+            "step.completed",
+            json!("other"),
+        ));
+        assert_eq!(code(s.commit(bad).await), "workspace.idempotency_conflict");
+        assert_eq!(
+            s.get_snapshot("step-run", None)
+                .await
+                .unwrap()
+                .unwrap()
+                .meta
+                .state_version,
+            StateVersion(1)
+        );
+        assert_eq!(
+            s.query_events(EventQuery::new(e.as_str()))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        // A stale batch fence writes nothing at all.
+        let lease2 = s.claim_lease("step-run", "w1", 30_000).await.unwrap();
+        let mut stale = batch(1, &["e"], "third");
+        stale.snapshot = None;
+        assert_eq!(code(s.commit(stale).await), "workspace.lease_stale_token");
+        assert_eq!(results(s.clone()).await, 1);
+        // The current holder commits; a replayed step is recognised by its keys.
+        let mut ok = batch(1, &["a", "f"], "fourth");
+        ok.fence = Some(lease2.fence());
+        let done = s.commit(ok).await.unwrap();
+        assert_eq!(
+            done.events
+                .iter()
+                .map(|a| (a.seq, a.duplicate))
+                .collect::<Vec<_>>(),
+            vec![(1, true), (3, false)]
+        );
+        assert_eq!(results(s.clone()).await, 2);
     })
 }
 

@@ -600,6 +600,152 @@ async fn append_group(
         .collect())
 }
 
+/// Appends events of any executions: grouped per execution (first-appearance
+/// order), results returned in the caller's order.
+async fn append_all(
+    tx: &Client,
+    prepared: &[PreparedEvent],
+) -> Result<Vec<Appended>, WorkspaceError> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, ev) in prepared.iter().enumerate() {
+        match groups.iter_mut().find(|(e, _)| *e == ev.execution_id) {
+            Some((_, idx)) => idx.push(i),
+            None => groups.push((ev.execution_id.as_str(), vec![i])),
+        }
+    }
+    let mut out: Vec<Option<Appended>> = vec![None; prepared.len()];
+    for (exe, idx) in groups {
+        let evs: Vec<&PreparedEvent> = idx.iter().map(|&i| &prepared[i]).collect();
+        for (i, a) in idx.into_iter().zip(append_group(tx, exe, &evs).await?) {
+            out[i] = Some(a);
+        }
+    }
+    out.into_iter()
+        .map(|a| a.ok_or_else(|| WorkspaceError::Backend("append lost a result".into())))
+        .collect()
+}
+
+async fn insert_record(c: &Client, p: &PreparedRecord) -> Result<(), WorkspaceError> {
+    let r = &p.reference;
+    let scope = to_json(&r.scope)?;
+    let meta = to_json(&r.meta)?;
+    let size = i64_of(r.size);
+    let created = r.created_at.as_millis();
+    // PostgreSQL text cannot hold NUL; the bytes column keeps the exact body.
+    let body = p
+        .index_text
+        .as_deref()
+        .map(|t| truncate_utf8(t, PG_INDEX_TEXT_LIMIT).replace('\0', ""));
+    c.execute(
+        "INSERT INTO records(id, collection, kind, path, scope, meta, summary, content_type, size, sha256, created_at, content, body_text) \
+         VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13)",
+        &[
+            &r.id.as_str(),
+            &r.collection,
+            &r.kind,
+            &r.path,
+            &scope,
+            &meta,
+            &r.summary.replace('\0', ""),
+            &r.content_type,
+            &size,
+            &r.sha256,
+            &created,
+            &p.bytes,
+            &body,
+        ],
+    )
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
+/// Lease check, CAS on the head row, insert, retention: the whole snapshot write.
+async fn write_snapshot(
+    tx: &Client,
+    snap: &PreparedSnapshot,
+) -> Result<SnapshotMeta, WorkspaceError> {
+    let run = &snap.run_id;
+    check_run_lease(tx, run, snap.fence.as_ref()).await?;
+    let won: Option<i64> = match snap.expected {
+        Some(StateVersion(0)) => tx
+            .query_opt(
+                "INSERT INTO snapshot_heads(run_id, state_version) VALUES ($1, 1) ON CONFLICT DO NOTHING RETURNING state_version",
+                &[run],
+            )
+            .await
+            .map_err(classify)?
+            .map(|r| r.get(0)),
+        Some(v) => tx
+            .query_opt(
+                "UPDATE snapshot_heads SET state_version = state_version + 1 WHERE run_id = $1 AND state_version = $2 \
+                 RETURNING state_version",
+                &[run, &i64_of(v.0)],
+            )
+            .await
+            .map_err(classify)?
+            .map(|r| r.get(0)),
+        None => tx
+            .query_opt(
+                "INSERT INTO snapshot_heads(run_id, state_version) VALUES ($1, 1) ON CONFLICT (run_id) \
+                 DO UPDATE SET state_version = snapshot_heads.state_version + 1 RETURNING state_version",
+                &[run],
+            )
+            .await
+            .map_err(classify)?
+            .map(|r| r.get(0)),
+    };
+    let Some(version) = won else {
+        let current: i64 = tx
+            .query_opt(
+                "SELECT state_version FROM snapshot_heads WHERE run_id = $1",
+                &[run],
+            )
+            .await
+            .map_err(classify)?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        return Err(WorkspaceError::CasConflict {
+            run_id: run.clone(),
+            expected: snap.expected.unwrap_or_default(),
+            current: StateVersion(u64_of(current)),
+        });
+    };
+    let now = now_ms();
+    let schema = i32::try_from(snap.schema_version).unwrap_or(i32::MAX);
+    let size = snap.state.len() as i64;
+    let state: &[u8] = snap.state.as_slice();
+    tx.execute(
+        &format!(
+            "INSERT INTO snapshots({SNAP_COLS}, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ),
+        &[
+            run,
+            &version,
+            &schema,
+            &snap.step_id,
+            &snap.digest,
+            &size,
+            &now,
+            &state,
+        ],
+    )
+    .await
+    .map_err(classify)?;
+    if let Some(k) = snap.keep_last {
+        prune(tx, run, k).await?;
+    }
+    Ok(SnapshotMeta {
+        run_id: run.clone(),
+        state_version: StateVersion(u64_of(version)),
+        schema_version: snap.schema_version,
+        step_id: snap.step_id.clone(),
+        digest: snap.digest.clone(),
+        size: snap.state.len() as u64,
+        created_at: Timestamp::from_millis(now),
+    })
+}
+
 async fn lease_diagnosis(tx: &Client, fence: &Fence, owner: &str) -> WorkspaceError {
     match tx
         .query_opt(
@@ -648,37 +794,8 @@ impl Store for PgStore {
     fn put(&self, record: NewRecord) -> StoreFuture<'_, RecordRef> {
         Box::pin(async move {
             let p = record.prepare()?;
-            let r = &p.reference;
-            let scope = to_json(&r.scope)?;
-            let meta = to_json(&r.meta)?;
-            let size = i64_of(r.size);
-            let created = r.created_at.as_millis();
-            let body = p
-                .index_text
-                .as_deref()
-                .map(|t| truncate_utf8(t, PG_INDEX_TEXT_LIMIT).replace('\0', ""));
             let c = self.pool.get().await?;
-            c.execute(
-                "INSERT INTO records(id, collection, kind, path, scope, meta, summary, content_type, size, sha256, created_at, content, body_text) \
-                 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13)",
-                &[
-                    &r.id.as_str(),
-                    &r.collection,
-                    &r.kind,
-                    &r.path,
-                    &scope,
-                    &meta,
-                    &r.summary.replace('\0', ""),
-                    &r.content_type,
-                    &size,
-                    &r.sha256,
-                    &created,
-                    &p.bytes,
-                    &body,
-                ],
-            )
-            .await
-            .map_err(classify)?;
+            insert_record(&c, &p).await?;
             Ok(p.reference)
         })
     }
@@ -864,80 +981,10 @@ impl Store for PgStore {
 
     fn put_snapshot(&self, snapshot: NewSnapshot) -> StoreFuture<'_, SnapshotMeta> {
         Box::pin(async move {
-            if snapshot.run_id.is_empty() {
-                return Err(WorkspaceError::InvalidInput("empty run id".into()));
-            }
-            let state = canonical_json(&snapshot.state).into_bytes();
-            let digest = sha256_hex(&state);
+            let snap = snapshot.prepare()?;
             self.tx(move |tx| {
-                let (snapshot, state, digest) = (snapshot.clone(), state.clone(), digest.clone());
-                Box::pin(async move {
-                    let (snapshot, state, digest) = (&snapshot, &state, &digest);
-                    let run = &snapshot.run_id;
-                    check_run_lease(tx, run, snapshot.fence.as_ref()).await?;
-                    let won: Option<i64> = match snapshot.expected {
-                        Some(StateVersion(0)) => tx
-                            .query_opt(
-                                "INSERT INTO snapshot_heads(run_id, state_version) VALUES ($1, 1) ON CONFLICT DO NOTHING RETURNING state_version",
-                                &[run],
-                            )
-                            .await
-                            .map_err(classify)?
-                            .map(|r| r.get(0)),
-                        Some(v) => tx
-                            .query_opt(
-                                "UPDATE snapshot_heads SET state_version = state_version + 1 WHERE run_id = $1 AND state_version = $2 \
-                                 RETURNING state_version",
-                                &[run, &i64_of(v.0)],
-                            )
-                            .await
-                            .map_err(classify)?
-                            .map(|r| r.get(0)),
-                        None => tx
-                            .query_opt(
-                                "INSERT INTO snapshot_heads(run_id, state_version) VALUES ($1, 1) ON CONFLICT (run_id) \
-                                 DO UPDATE SET state_version = snapshot_heads.state_version + 1 RETURNING state_version",
-                                &[run],
-                            )
-                            .await
-                            .map_err(classify)?
-                            .map(|r| r.get(0)),
-                    };
-                    let Some(version) = won else {
-                        let current: i64 = tx
-                            .query_opt("SELECT state_version FROM snapshot_heads WHERE run_id = $1", &[run])
-                            .await
-                            .map_err(classify)?
-                            .map(|r| r.get(0))
-                            .unwrap_or(0);
-                        return Err(WorkspaceError::CasConflict {
-                            run_id: run.clone(),
-                            expected: snapshot.expected.unwrap_or_default(),
-                            current: StateVersion(u64_of(current)),
-                        });
-                    };
-                    let now = now_ms();
-                    let schema = i32::try_from(snapshot.schema_version).unwrap_or(i32::MAX);
-                    let size = state.len() as i64;
-                    tx.execute(
-                        &format!("INSERT INTO snapshots({SNAP_COLS}, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
-                        &[run, &version, &schema, &snapshot.step_id, digest, &size, &now, state],
-                    )
-                    .await
-                    .map_err(classify)?;
-                    if let Some(k) = snapshot.keep_last {
-                        prune(tx, run, k).await?;
-                    }
-                    Ok(SnapshotMeta {
-                        run_id: run.clone(),
-                        state_version: StateVersion(u64_of(version)),
-                        schema_version: snapshot.schema_version,
-                        step_id: snapshot.step_id.clone(),
-                        digest: digest.clone(),
-                        size: state.len() as u64,
-                        created_at: Timestamp::from_millis(now),
-                    })
-                })
+                let snap = snap.clone();
+                Box::pin(async move { write_snapshot(tx, &snap).await })
             })
             .await
         })
@@ -1156,40 +1203,50 @@ impl Store for PgStore {
         })
     }
 
+    fn commit(&self, batch: WriteBatch) -> StoreFuture<'_, Committed> {
+        Box::pin(async move {
+            let b = Arc::new(batch.prepare()?);
+            self.tx(move |tx| {
+                let b = b.clone();
+                Box::pin(async move {
+                    if let Some(f) = &b.fence {
+                        check_fence(tx, f).await?;
+                    }
+                    let snapshot = match &b.snapshot {
+                        Some(snap) => Some(write_snapshot(tx, snap).await?),
+                        None => None,
+                    };
+                    let events = append_all(tx, &b.events).await?;
+                    let mut records = Vec::with_capacity(b.records.len());
+                    for r in &b.records {
+                        insert_record(tx, r).await?;
+                        records.push(r.reference.clone());
+                    }
+                    Ok(Committed {
+                        snapshot,
+                        events,
+                        records,
+                    })
+                })
+            })
+            .await
+        })
+    }
+
     fn append_batch(&self, events: Vec<EventAppend>) -> StoreFuture<'_, Vec<Appended>> {
         Box::pin(async move {
-            let prepared = events
-                .into_iter()
-                .map(EventAppend::prepare)
-                .collect::<Result<Vec<_>, _>>()?;
+            let prepared = Arc::new(
+                events
+                    .into_iter()
+                    .map(EventAppend::prepare)
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
             if prepared.is_empty() {
                 return Ok(Vec::new());
             }
             self.tx(move |tx| {
                 let prepared = prepared.clone();
-                Box::pin(async move {
-                    // Group by execution (first-appearance order), then put the
-                    // results back in the caller's order.
-                    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-                    for (i, ev) in prepared.iter().enumerate() {
-                        match groups.iter_mut().find(|(e, _)| *e == ev.execution_id) {
-                            Some((_, idx)) => idx.push(i),
-                            None => groups.push((ev.execution_id.as_str(), vec![i])),
-                        }
-                    }
-                    let mut out: Vec<Option<Appended>> = vec![None; prepared.len()];
-                    for (exe, idx) in groups {
-                        let evs: Vec<&PreparedEvent> = idx.iter().map(|&i| &prepared[i]).collect();
-                        for (i, a) in idx.into_iter().zip(append_group(tx, exe, &evs).await?) {
-                            out[i] = Some(a);
-                        }
-                    }
-                    out.into_iter()
-                        .map(|a| {
-                            a.ok_or_else(|| WorkspaceError::Backend("append lost a result".into()))
-                        })
-                        .collect()
-                })
+                Box::pin(async move { append_all(tx, &prepared).await })
             })
             .await
         })

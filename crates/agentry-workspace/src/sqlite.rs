@@ -745,6 +745,105 @@ fn append_one(
     })
 }
 
+fn insert_record(conn: &Connection, p: &PreparedRecord, path: &Path) -> Result<(), WorkspaceError> {
+    let c = |e| classify(e, path);
+    let r = &p.reference;
+    conn.prepare_cached(
+        "INSERT INTO records(id, collection, kind, path, scope, meta, summary, content_type, size, sha256, created_at, content) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            r.id.as_str(),
+            r.collection,
+            r.kind,
+            r.path,
+            to_json(&r.scope).unwrap_or_else(|_| "{}".into()),
+            to_json(&r.meta).unwrap_or_else(|_| "{}".into()),
+            r.summary,
+            r.content_type,
+            i64_of(r.size),
+            r.sha256,
+            r.created_at.as_millis(),
+            p.bytes,
+        ])
+    })
+    .map_err(c)?;
+    let rid = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO records_fts(rowid, summary, body) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| {
+            s.execute(params![
+                rid,
+                r.summary,
+                p.index_text.as_deref().unwrap_or("")
+            ])
+        })
+        .map_err(c)?;
+    Ok(())
+}
+
+/// Lease check, CAS on the head row, insert, retention: the whole snapshot write.
+fn write_snapshot(
+    conn: &Connection,
+    snap: &PreparedSnapshot,
+    default_keep: Option<u32>,
+    path: &Path,
+) -> Result<SnapshotMeta, WorkspaceError> {
+    let c = |e| classify(e, path);
+    let now = now_ms();
+    let run_id = &snap.run_id;
+    check_run_lease(conn, run_id, snap.fence.as_ref(), now, path)?;
+    let current: i64 = conn
+        .prepare_cached("SELECT state_version FROM snapshot_heads WHERE run_id = ?1")
+        .and_then(|mut s| s.query_row([run_id], |r| r.get(0)).optional())
+        .map_err(c)?
+        .unwrap_or(0);
+    if let Some(exp) = snap.expected
+        && exp.0 != u64_of(current)
+    {
+        return Err(WorkspaceError::CasConflict {
+            run_id: run_id.clone(),
+            expected: exp,
+            current: StateVersion(u64_of(current)),
+        });
+    }
+    let next = current + 1;
+    conn.prepare_cached(
+        "INSERT INTO snapshot_heads(run_id, state_version) VALUES (?1, ?2) \
+         ON CONFLICT(run_id) DO UPDATE SET state_version = excluded.state_version",
+    )
+    .and_then(|mut s| s.execute(params![run_id, next]))
+    .map_err(c)?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO snapshots({SNAP_COLS}, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            run_id,
+            next,
+            i64::from(snap.schema_version),
+            snap.step_id,
+            snap.digest,
+            snap.state.len() as i64,
+            now,
+            snap.state.as_slice()
+        ])
+    })
+    .map_err(c)?;
+    if let Some(k) = snap.keep_last.or(default_keep) {
+        prune(conn, run_id, k, path)?;
+    }
+    Ok(SnapshotMeta {
+        run_id: run_id.clone(),
+        state_version: StateVersion(u64_of(next)),
+        schema_version: snap.schema_version,
+        step_id: snap.step_id.clone(),
+        digest: snap.digest.clone(),
+        size: snap.state.len() as u64,
+        created_at: Timestamp::from_millis(now),
+    })
+}
+
 fn snapshot_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotMeta> {
     Ok(SnapshotMeta {
         run_id: row.get(0)?,
@@ -779,33 +878,7 @@ impl Store for SqliteStore {
             let p = record.prepare()?;
             let path = self.inner.path.clone();
             self.write(move |conn| {
-                let c = |e| classify(e, &path);
-                let r = &p.reference;
-                conn.prepare_cached(
-                    "INSERT INTO records(id, collection, kind, path, scope, meta, summary, content_type, size, sha256, created_at, content) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        r.id.as_str(),
-                        r.collection,
-                        r.kind,
-                        r.path,
-                        to_json(&r.scope).unwrap_or_else(|_| "{}".into()),
-                        to_json(&r.meta).unwrap_or_else(|_| "{}".into()),
-                        r.summary,
-                        r.content_type,
-                        i64_of(r.size),
-                        r.sha256,
-                        r.created_at.as_millis(),
-                        p.bytes,
-                    ])
-                })
-                .map_err(c)?;
-                let rid = conn.last_insert_rowid();
-                conn.prepare_cached("INSERT INTO records_fts(rowid, summary, body) VALUES (?1, ?2, ?3)")
-                    .and_then(|mut s| s.execute(params![rid, r.summary, p.index_text.as_deref().unwrap_or("")]))
-                    .map_err(c)?;
+                insert_record(conn, &p, &path)?;
                 Ok(p.reference)
             })
             .await
@@ -1014,79 +1087,13 @@ impl Store for SqliteStore {
 
     fn put_snapshot(&self, snapshot: NewSnapshot) -> StoreFuture<'_, SnapshotMeta> {
         Box::pin(async move {
-            let NewSnapshot {
-                run_id,
-                state,
-                schema_version,
-                step_id,
-                expected,
-                fence,
-                keep_last,
-            } = snapshot;
-            if run_id.is_empty() {
-                return Err(WorkspaceError::InvalidInput("empty run id".into()));
-            }
-            // Serialise and hash here, so the writer thread (the one serial resource)
-            // only does SQL; the value itself never reaches it.
-            let state = canonical_json(&state).into_bytes();
-            let digest = sha256_hex(&state);
-            let keep = keep_last.or(self.inner.options.keep_last);
+            // Serialised and hashed here, so the writer thread (the one serial
+            // resource) only does SQL; the JSON value never reaches it.
+            let snap = snapshot.prepare()?;
+            let keep = self.inner.options.keep_last;
             let path = self.inner.path.clone();
-            self.write(move |conn| {
-                let c = |e| classify(e, &path);
-                let now = now_ms();
-                check_run_lease(conn, &run_id, fence.as_ref(), now, &path)?;
-                let current: i64 = conn
-                    .prepare_cached("SELECT state_version FROM snapshot_heads WHERE run_id = ?1")
-                    .and_then(|mut s| s.query_row([&run_id], |r| r.get(0)).optional())
-                    .map_err(c)?
-                    .unwrap_or(0);
-                if let Some(exp) = expected
-                    && exp.0 != u64_of(current)
-                {
-                    return Err(WorkspaceError::CasConflict {
-                        run_id: run_id.clone(),
-                        expected: exp,
-                        current: StateVersion(u64_of(current)),
-                    });
-                }
-                let next = current + 1;
-                conn.prepare_cached(
-                    "INSERT INTO snapshot_heads(run_id, state_version) VALUES (?1, ?2) \
-                     ON CONFLICT(run_id) DO UPDATE SET state_version = excluded.state_version",
-                )
-                .and_then(|mut s| s.execute(params![run_id, next]))
-                .map_err(c)?;
-                conn.prepare_cached(&format!(
-                    "INSERT INTO snapshots({SNAP_COLS}, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                ))
-                .and_then(|mut s| {
-                    s.execute(params![
-                        run_id,
-                        next,
-                        i64::from(schema_version),
-                        step_id,
-                        digest,
-                        state.len() as i64,
-                        now,
-                        state
-                    ])
-                })
-                .map_err(c)?;
-                if let Some(k) = keep {
-                    prune(conn, &run_id, k, &path)?;
-                }
-                Ok(SnapshotMeta {
-                    run_id,
-                    state_version: StateVersion(u64_of(next)),
-                    schema_version,
-                    step_id,
-                    digest,
-                    size: state.len() as u64,
-                    created_at: Timestamp::from_millis(now),
-                })
-            })
-            .await
+            self.write(move |conn| write_snapshot(conn, &snap, keep, &path))
+                .await
         })
     }
 
@@ -1282,6 +1289,40 @@ impl Store for SqliteStore {
                 })
                 .map_err(|e| classify(e, path))
         }))
+    }
+
+    fn commit(&self, batch: WriteBatch) -> StoreFuture<'_, Committed> {
+        Box::pin(async move {
+            let b = batch.prepare()?;
+            let keep = self.inner.options.keep_last;
+            let path = self.inner.path.clone();
+            self.write(move |conn| {
+                let now = now_ms();
+                if let Some(f) = &b.fence {
+                    check_fence(conn, f, now, &path)?;
+                }
+                let snapshot = match &b.snapshot {
+                    Some(snap) => Some(write_snapshot(conn, snap, keep, &path)?),
+                    None => None,
+                };
+                let events = b
+                    .events
+                    .iter()
+                    .map(|ev| append_one(conn, ev, now, &path))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut records = Vec::with_capacity(b.records.len());
+                for r in &b.records {
+                    insert_record(conn, r, &path)?;
+                    records.push(r.reference.clone());
+                }
+                Ok(Committed {
+                    snapshot,
+                    events,
+                    records,
+                })
+            })
+            .await
+        })
     }
 
     fn append_batch(&self, events: Vec<EventAppend>) -> StoreFuture<'_, Vec<Appended>> {

@@ -94,6 +94,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Executions with events (for listings), most recently active first.
     fn list_event_logs(&self, limit: Option<u32>) -> StoreFuture<'_, Vec<EventLogHead>>;
 
+    /// Commits a snapshot, events and records in one transaction: all or nothing.
+    fn commit(&self, batch: WriteBatch) -> StoreFuture<'_, Committed>;
+
     /// Appends one event.
     fn append(&self, event: EventAppend) -> StoreFuture<'_, Appended> {
         Box::pin(async move {

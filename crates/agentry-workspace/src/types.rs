@@ -5,6 +5,7 @@
 //! never chosen by the caller.
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use agentry_core::{ExecutionId, RuntimeEvent, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -214,8 +215,8 @@ impl NewRecord {
         self
     }
 
-    /// Validates names and computes what a backend stores.
-    pub(crate) fn prepare(self) -> Result<PreparedRecord, WorkspaceError> {
+    /// Validates names and computes what a backend stores (for custom backends).
+    pub fn prepare(self) -> Result<PreparedRecord, WorkspaceError> {
         check_name("collection", &self.collection)?;
         for k in self.scope.keys().chain(self.meta.keys()) {
             check_key(k)?;
@@ -691,6 +692,126 @@ impl NewSnapshot {
     }
 }
 
+impl NewSnapshot {
+    /// Serialises the state canonically and hashes it, once, so retries and
+    /// backends never touch the JSON value again (for custom backends too).
+    pub fn prepare(self) -> Result<PreparedSnapshot, WorkspaceError> {
+        if self.run_id.is_empty() || self.run_id.len() > 256 {
+            return Err(WorkspaceError::InvalidInput(
+                "run id must be 1-256 bytes".into(),
+            ));
+        }
+        let state = canonical_json(&self.state).into_bytes();
+        Ok(PreparedSnapshot {
+            digest: sha256_hex(&state),
+            state: Arc::new(state),
+            run_id: self.run_id,
+            schema_version: self.schema_version,
+            step_id: self.step_id,
+            expected: self.expected,
+            fence: self.fence,
+            keep_last: self.keep_last,
+        })
+    }
+}
+
+/// A snapshot ready for a backend. Cheap to clone (the state is shared).
+#[derive(Debug, Clone)]
+pub struct PreparedSnapshot {
+    /// The run.
+    pub run_id: String,
+    /// Canonical JSON bytes of the state.
+    pub state: Arc<Vec<u8>>,
+    /// Hex sha256 of `state`.
+    pub digest: String,
+    /// Schema of the state.
+    pub schema_version: u32,
+    /// Step label.
+    pub step_id: Option<String>,
+    /// CAS expectation.
+    pub expected: Option<StateVersion>,
+    /// Lease.
+    pub fence: Option<Fence>,
+    /// Retention.
+    pub keep_last: Option<u32>,
+}
+
+/// Several writes that commit together or not at all — for example a flow step's
+/// snapshot, the events it emitted and the records it produced. A batch-level
+/// fence is checked once and applies to the snapshot and events that carry none.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    /// The lease the whole batch is written under.
+    pub fence: Option<Fence>,
+    /// A snapshot (with its CAS expectation).
+    pub snapshot: Option<NewSnapshot>,
+    /// Events to append.
+    pub events: Vec<EventAppend>,
+    /// Records to store.
+    pub records: Vec<NewRecord>,
+}
+
+/// A batch prepared for a backend.
+#[derive(Debug, Clone)]
+pub struct PreparedBatch {
+    /// The batch fence.
+    pub fence: Option<Fence>,
+    /// The snapshot, with the batch fence applied.
+    pub snapshot: Option<PreparedSnapshot>,
+    /// The events, with the batch fence applied.
+    pub events: Vec<PreparedEvent>,
+    /// The records.
+    pub records: Vec<PreparedRecord>,
+}
+
+impl WriteBatch {
+    /// Validates and serialises everything before any backend work.
+    pub fn prepare(self) -> Result<PreparedBatch, WorkspaceError> {
+        let fence = self.fence;
+        let snapshot = match self.snapshot {
+            Some(mut s) => {
+                if s.fence.is_none() {
+                    s.fence = fence.clone();
+                }
+                Some(s.prepare()?)
+            }
+            None => None,
+        };
+        let events = self
+            .events
+            .into_iter()
+            .map(|mut e| {
+                if e.fence.is_none() {
+                    e.fence = fence.clone();
+                }
+                e.prepare()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let records = self
+            .records
+            .into_iter()
+            .map(NewRecord::prepare)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PreparedBatch {
+            fence,
+            snapshot,
+            events,
+            records,
+        })
+    }
+}
+
+/// What a committed batch wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Committed {
+    /// The snapshot written.
+    pub snapshot: Option<SnapshotMeta>,
+    /// The events (new or recognised duplicates).
+    pub events: Vec<Appended>,
+    /// The records stored.
+    pub records: Vec<RecordRef>,
+}
+
 /// A stored snapshot without its state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotMeta {
@@ -855,7 +976,8 @@ impl EventAppend {
         }
     }
 
-    pub(crate) fn prepare(self) -> Result<PreparedEvent, WorkspaceError> {
+    /// Validates and serialises the event (for custom backends).
+    pub fn prepare(self) -> Result<PreparedEvent, WorkspaceError> {
         if self.idempotency_key.is_empty() || self.event_type.is_empty() {
             return Err(WorkspaceError::InvalidInput(
                 "empty idempotency key or event type".into(),
