@@ -57,6 +57,8 @@ pub mod schema_sample;
 mod scripted;
 mod sse;
 mod test_model;
+#[cfg(test)]
+mod test_alloc;
 mod types;
 mod wire;
 

@@ -342,7 +342,51 @@ struct Delta {
     #[serde(default, deserialize_with = "lenient_text")]
     reasoning: Option<String>,
     #[serde(default)]
-    tool_calls: Option<Vec<CallFragment>>,
+    tool_calls: Option<Fragments>,
+}
+
+/// The tool-call fragments of one chunk. Servers send one per chunk almost always,
+/// so the first is kept inline and a vector is allocated only for more.
+#[derive(Default)]
+struct Fragments {
+    first: Option<CallFragment>,
+    rest: Vec<CallFragment>,
+}
+
+impl<'de> Deserialize<'de> for Fragments {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Fragments;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of tool-call fragments")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Fragments, E> {
+                Ok(Fragments::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Fragments, A::Error> {
+                let first = seq.next_element()?;
+                let mut rest = Vec::new();
+                while let Some(f) = seq.next_element()? {
+                    rest.push(f);
+                }
+                Ok(Fragments { first, rest })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl IntoIterator for Fragments {
+    type Item = CallFragment;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<CallFragment>, std::vec::IntoIter<CallFragment>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 #[derive(Deserialize)]

@@ -561,10 +561,10 @@ impl WireDecoder for ResponsesDecoder {
             }
             "response.function_call_arguments.delta" | "response.function_call_arguments.done" => {
                 let is_delta = kind.ends_with(".delta");
-                let item_id = ev.item_id.map(Text::into_string);
-                let slot = match self.find(ev.output_index, item_id.as_deref()) {
+                let item_id = ev.item_id.as_ref().map(|t| t.0.as_ref());
+                let slot = match self.find(ev.output_index, item_id) {
                     Some(slot) => slot,
-                    None => self.new_call(ev.output_index, item_id),
+                    None => self.new_call(ev.output_index, item_id.map(str::to_owned)),
                 };
                 let text = if is_delta {
                     ev.delta.unwrap_or_default()
