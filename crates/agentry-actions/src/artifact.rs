@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::action::{ActionFailure, FnAction};
 use crate::codes;
 use crate::record::Digest;
-use crate::registry::Entry;
+use crate::registry::RegisteredAction;
 
 /// Id of the built-in artifact reader.
 pub const READ_ARTIFACT_ACTION_ID: &str = "read_action_artifact";
@@ -244,8 +244,8 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
 }
 
 /// The registry entry of the built-in reader, built once.
-pub(crate) fn reader_entry() -> Option<&'static Arc<Entry>> {
-    static ENTRY: OnceLock<Option<Arc<Entry>>> = OnceLock::new();
+pub(crate) fn reader_entry() -> Option<&'static Arc<RegisteredAction>> {
+    static ENTRY: OnceLock<Option<Arc<RegisteredAction>>> = OnceLock::new();
     ENTRY
         .get_or_init(|| {
             let schema = json!({
@@ -276,7 +276,7 @@ pub(crate) fn reader_entry() -> Option<&'static Arc<Entry>> {
                 },
             )
             .executor_kind("builtin");
-            Entry::build(Arc::new(action)).ok().map(Arc::new)
+            RegisteredAction::build(Arc::new(action)).ok().map(Arc::new)
         })
         .as_ref()
 }

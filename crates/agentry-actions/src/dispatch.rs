@@ -37,7 +37,7 @@ use crate::policy::{ActionPolicy, ApprovalNeed, ResolvedPolicy};
 use crate::record::{
     ActionRecord, ActionStatus, ApprovalInfo, ApprovalOutcome, CallSource, micros,
 };
-use crate::registry::{Entry, RegistryView};
+use crate::registry::{RegisteredAction, RegistryView};
 
 /// The round number host calls carry in their [`ActionCallId`], so they never collide
 /// with a loop's planned rounds.
@@ -327,7 +327,7 @@ impl fmt::Debug for Dispatcher {
 }
 
 struct Prepared {
-    entry: Arc<Entry>,
+    entry: Arc<RegisteredAction>,
     record: ActionRecord,
     input: Value,
     need: ApprovalNeed,
@@ -466,7 +466,7 @@ impl Dispatcher {
         self.inner.registry.get(id).map(|e| e.spec.side_effect)
     }
 
-    fn lookup(&self, id: &str, from_model: bool) -> Option<(Arc<Entry>, bool)> {
+    fn lookup(&self, id: &str, from_model: bool) -> Option<(Arc<RegisteredAction>, bool)> {
         if id == READ_ARTIFACT_ACTION_ID && self.inner.registry.get(id).is_none() {
             return artifact::reader_entry().map(|e| (e.clone(), true));
         }

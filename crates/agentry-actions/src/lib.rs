@@ -115,7 +115,7 @@ pub use record::{
     ActionRecord, ActionStatus, ApprovalInfo, ApprovalOutcome, CallSource, Digest, RecordError,
     Timing,
 };
-pub use registry::{ActionInfo, ActionRegistry, Entry, RegistryView};
+pub use registry::{ActionInfo, ActionRegistry, RegisteredAction, RegistryView};
 pub use summary::{
     DEFAULT_VALIDATION_MARKERS, FailedAction, RecordSummary, ValidationResult, summarize_records,
 };

@@ -21,7 +21,7 @@ use crate::error::ActionError;
 
 /// One registered action with everything precomputed that the dispatcher needs per
 /// call (compiled validator, declared and required keys, the model's tool spec).
-pub struct Entry {
+pub struct RegisteredAction {
     pub(crate) spec: ActionSpec,
     pub(crate) tool: ToolSpec,
     pub(crate) validator: jsonschema::Validator,
@@ -30,13 +30,15 @@ pub struct Entry {
     pub(crate) action: Arc<dyn DynAction>,
 }
 
-impl fmt::Debug for Entry {
+impl fmt::Debug for RegisteredAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Entry").field("id", &self.spec.id).finish()
+        f.debug_struct("RegisteredAction")
+            .field("id", &self.spec.id)
+            .finish()
     }
 }
 
-impl Entry {
+impl RegisteredAction {
     pub(crate) fn build(action: Arc<dyn DynAction>) -> Result<Self, ActionError> {
         let spec = action.spec();
         let invalid = |reason: String| ActionError::InvalidSpec {
@@ -110,7 +112,7 @@ impl Entry {
 /// ```
 #[derive(Clone, Default)]
 pub struct ActionRegistry {
-    entries: Vec<Arc<Entry>>,
+    entries: Vec<Arc<RegisteredAction>>,
     index: HashMap<String, usize>,
 }
 
@@ -169,7 +171,7 @@ impl ActionRegistry {
     }
 
     fn insert(&mut self, action: Arc<dyn DynAction>, replace: bool) -> Result<(), ActionError> {
-        let entry = Arc::new(Entry::build(action)?);
+        let entry = Arc::new(RegisteredAction::build(action)?);
         let id = entry.spec.id.clone();
         match self.index.get(&id) {
             Some(&i) if replace => {
@@ -201,7 +203,7 @@ impl ActionRegistry {
     }
 
     /// The entry for an id.
-    pub fn get(&self, id: &str) -> Option<&Arc<Entry>> {
+    pub fn get(&self, id: &str) -> Option<&Arc<RegisteredAction>> {
         self.index.get(id).and_then(|&i| self.entries.get(i))
     }
 
@@ -226,7 +228,7 @@ impl ActionRegistry {
     }
 
     /// The entries in order.
-    pub fn entries(&self) -> impl Iterator<Item = &Arc<Entry>> {
+    pub fn entries(&self) -> impl Iterator<Item = &Arc<RegisteredAction>> {
         self.entries.iter()
     }
 
@@ -271,7 +273,7 @@ pub struct ActionInfo {
     pub executor_kind: String,
 }
 
-fn info_list<'a>(entries: impl Iterator<Item = &'a Arc<Entry>>) -> Vec<ActionInfo> {
+fn info_list<'a>(entries: impl Iterator<Item = &'a Arc<RegisteredAction>>) -> Vec<ActionInfo> {
     let redactor = Redactor::default();
     entries
         .filter(|e| e.spec.expose_to_model)
@@ -304,7 +306,7 @@ fn info_list<'a>(entries: impl Iterator<Item = &'a Arc<Entry>>) -> Vec<ActionInf
         .collect()
 }
 
-fn info_map<'a>(entries: impl Iterator<Item = &'a Arc<Entry>>) -> Map<String, Value> {
+fn info_map<'a>(entries: impl Iterator<Item = &'a Arc<RegisteredAction>>) -> Map<String, Value> {
     info_list(entries)
         .into_iter()
         .map(|i| {
@@ -375,7 +377,7 @@ impl RegistryView {
 
     /// Adds an execution-local action; refuses ids present in either layer.
     pub fn register_local_dyn(&mut self, action: Arc<dyn DynAction>) -> Result<(), ActionError> {
-        let entry = Entry::build(action.clone())?;
+        let entry = RegisteredAction::build(action.clone())?;
         if self.agent.contains(&entry.spec.id) {
             return Err(ActionError::DuplicateId(entry.spec.id));
         }
@@ -399,13 +401,13 @@ impl RegistryView {
     }
 
     /// The entry for an id (local layer first).
-    pub fn get(&self, id: &str) -> Option<&Arc<Entry>> {
+    pub fn get(&self, id: &str) -> Option<&Arc<RegisteredAction>> {
         self.local.get(id).or_else(|| self.agent.get(id))
     }
 
     /// Every visible entry: agent actions in order (shadowed ones replaced in place),
     /// then local-only actions in order.
-    pub fn entries(&self) -> impl Iterator<Item = &Arc<Entry>> {
+    pub fn entries(&self) -> impl Iterator<Item = &Arc<RegisteredAction>> {
         let agent = self
             .agent
             .entries()

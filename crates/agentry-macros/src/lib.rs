@@ -20,8 +20,8 @@
 //! `tags("a", "b")`, `host_only("key")`, and `crate = "path"` when the runtime is
 //! reached through another path than `::agentry_actions` (e.g. a facade re-export).
 //!
-//! ```ignore
-//! use agentry_actions::{action, ActionFailure};
+//! ```
+//! use agentry_actions::{action, Action, ActionFailure, ActionRegistry};
 //!
 //! /// Adds two integers.
 //! #[action(tags("math"))]
@@ -34,7 +34,10 @@
 //! ) -> Result<i64, ActionFailure> {
 //!     Ok(a + b)
 //! }
-//! // registry.register(Add)?;
+//!
+//! let mut registry = ActionRegistry::new();
+//! registry.register(Add).unwrap();
+//! assert_eq!(Add.spec().input_schema["required"], serde_json::json!(["a"]));
 //! ```
 #![deny(missing_docs)]
 
