@@ -586,6 +586,7 @@ impl ActionLoop {
             let request = self.planning_request(&conv, rounds, scope.artifacts.has_artifacts());
             let response = caller.call(CallPurpose::Planning, request).await?;
             progress.touch();
+            diagnostics.extend(response.diagnostics.iter().cloned());
             let plan: Plan = match o.protocol {
                 PlanningProtocol::NativeToolCalls => native::parse(&response),
                 PlanningProtocol::JsonPlan => json_plan::parse(&response.text),
@@ -652,16 +653,21 @@ impl ActionLoop {
                     .or_insert(failed);
             }
             fail_counts.retain(|id, _| round_fail.get(id.as_str()).copied().unwrap_or(false));
-            let mut repeated = None;
             for (id, failed) in &round_fail {
                 if *failed {
-                    let c = fail_counts.entry((*id).to_owned()).or_insert(0);
-                    *c += 1;
-                    if *c >= o.max_consecutive_failed_rounds && repeated.is_none() {
-                        repeated = Some((*id).to_owned());
-                    }
+                    *fail_counts.entry((*id).to_owned()).or_insert(0) += 1;
                 }
             }
+            // First in plan order, so the same run always names the same action.
+            let repeated = round_records
+                .iter()
+                .map(|r| r.action_id.as_str())
+                .find(|id| {
+                    fail_counts
+                        .get(*id)
+                        .is_some_and(|c| *c >= o.max_consecutive_failed_rounds)
+                })
+                .map(str::to_owned);
             let evidence = evidence_fingerprint(&round_records);
             match (evidence, last_evidence) {
                 (Some(e), Some(prev)) if e == prev => unchanged += 1,

@@ -353,7 +353,7 @@ pub(crate) fn redact_env(v: &mut Value) {
 ///
 /// Local actions never leak into the agent's registry; an id already present in the
 /// agent layer is refused unless it is replaced locally with
-/// [`replace_local`](Self::replace_local), which shadows it for this execution only.
+/// [`replace_local_dyn`](Self::replace_local_dyn), which shadows it for this execution only.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryView {
     agent: Arc<ActionRegistry>,
