@@ -108,6 +108,11 @@ struct Sampler<'a> {
     /// Use the hint in any free-form string, not only naturally named ones.
     hint_anywhere: bool,
     hint_used: bool,
+    /// `$ref`s being expanded by the enclosing nodes, to notice recursion.
+    stack: Vec<String>,
+    /// How many enclosing nodes re-entered a `$ref` already being expanded; inside
+    /// such a node only what is required is generated.
+    cycles: usize,
 }
 
 impl<'a> Sampler<'a> {
@@ -117,6 +122,8 @@ impl<'a> Sampler<'a> {
             hint: hint.map(str::trim).filter(|h| !h.is_empty()),
             hint_anywhere,
             hint_used: false,
+            stack: Vec::new(),
+            cycles: 0,
         }
     }
 
@@ -134,10 +141,29 @@ impl<'a> Sampler<'a> {
             // `true` accepts anything; `false` nothing — null is as good as any.
             return Value::Null;
         };
-        let minimal = depth > FULL_DEPTH;
-        let schema = self.effective(map, minimal);
-        let s: &Map<String, Value> = &schema;
+        let mut minimal = depth > FULL_DEPTH || self.cycles > 0;
+        let mut resolved = Vec::new();
+        let schema = self.effective(map, minimal, &mut resolved);
+        let repeated = resolved.iter().any(|r| self.stack.contains(r));
+        minimal |= repeated;
+        let outer = self.stack.len();
+        self.stack.extend(resolved);
+        self.cycles += usize::from(repeated);
+        let value = self.generate(&schema, depth, variant, name, minimal);
+        self.cycles -= usize::from(repeated);
+        self.stack.truncate(outer);
+        value
+    }
 
+    /// The value for a schema already rewritten by [`Self::effective`].
+    fn generate(
+        &mut self,
+        s: &Map<String, Value>,
+        depth: usize,
+        variant: usize,
+        name: Option<&str>,
+        minimal: bool,
+    ) -> Value {
         if let Some(c) = s.get("const") {
             return c.clone();
         }
@@ -183,10 +209,12 @@ impl<'a> Sampler<'a> {
         &self,
         schema: &'s Map<String, Value>,
         minimal: bool,
+        resolved: &mut Vec<String>,
     ) -> Cow<'s, Map<String, Value>> {
         let mut cur: Cow<'s, Map<String, Value>> = Cow::Borrowed(schema);
         for _ in 0..MAX_REWRITES {
             if let Some(reference) = cur.get("$ref").and_then(Value::as_str) {
+                resolved.push(reference.to_owned());
                 let mut rest = cur.clone().into_owned();
                 rest.remove("$ref");
                 let mut merged = match self.lookup(reference) {
@@ -222,7 +250,7 @@ impl<'a> Sampler<'a> {
             };
             let mut merged = cur.clone().into_owned();
             merged.remove(key);
-            if let Some(Value::Object(branch)) = choose_branch(&branches, minimal) {
+            if let Some(Value::Object(branch)) = choose_branch(&branches, minimal, &self.stack) {
                 merge_into(&mut merged, branch);
             }
             cur = Cow::Owned(merged);
@@ -405,10 +433,17 @@ impl<'a> Sampler<'a> {
 
 /// Picks the branch of `anyOf`/`oneOf` to sample: the first, except that a bare
 /// `null` branch is passed over when another exists (a value says more than
-/// `null`), and deep inside recursion a non-recursive branch is preferred.
-fn choose_branch(branches: &[Value], minimal: bool) -> Option<&Value> {
+/// `null`), a branch that re-enters a `$ref` being expanded is avoided (so
+/// `Option<Box<Self>>` ends in `null`), and deep inside recursion a non-recursive
+/// branch is preferred.
+fn choose_branch<'v>(branches: &'v [Value], minimal: bool, stack: &[String]) -> Option<&'v Value> {
     let is_null = |b: &Value| b.get("type").and_then(Value::as_str) == Some("null");
     let is_ref = |b: &Value| b.get("$ref").is_some();
+    let recursive = |b: &Value| {
+        b.get("$ref")
+            .and_then(Value::as_str)
+            .is_some_and(|r| stack.iter().any(|s| s == r))
+    };
     if minimal {
         branches
             .iter()
@@ -418,7 +453,8 @@ fn choose_branch(branches: &[Value], minimal: bool) -> Option<&Value> {
     } else {
         branches
             .iter()
-            .find(|b| !is_null(b))
+            .find(|b| !is_null(b) && !recursive(b))
+            .or_else(|| branches.iter().find(|b| is_null(b)))
             .or_else(|| branches.first())
     }
 }

@@ -7,6 +7,7 @@ mod common;
 mod faults;
 mod offline;
 mod retry;
+mod schema_samples;
 mod sent;
 mod streaming;
 mod timeouts;
