@@ -155,6 +155,7 @@ impl Transport {
             .connect_timeout(cfg.timeouts.connect)
             .default_headers(headers)
             .tcp_nodelay(true)
+            .user_agent(concat!("agentry/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ModelError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
