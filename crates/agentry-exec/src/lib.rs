@@ -1,0 +1,2 @@
+//! Execution resources and built-in actions (under construction).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! MCP adapter (under construction).
+#![deny(missing_docs)]
