@@ -1,4 +1,5 @@
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -30,6 +31,8 @@ struct EmitterInner {
     order: tokio::sync::Mutex<u64>,
     local: Mutex<Local>,
     keep_log: bool,
+    /// The last assigned seq, readable without awaiting the ordering lock.
+    emitted: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +51,7 @@ impl Emitter {
                 order: tokio::sync::Mutex::new(0),
                 local: Mutex::new(Local::default()),
                 keep_log,
+                emitted: AtomicU64::new(0),
             }),
         }
     }
@@ -90,6 +94,7 @@ impl Emitter {
         let mut seq_guard = self.inner.order.lock().await;
         *seq_guard += 1;
         let seq = *seq_guard;
+        self.inner.emitted.store(seq, Ordering::Release);
         let event = Arc::new(RuntimeEvent {
             event_id: EventId::for_seq(&self.inner.scope, seq),
             seq,
@@ -119,6 +124,12 @@ impl Emitter {
     /// The number of events emitted so far.
     pub async fn last_seq(&self) -> u64 {
         *self.inner.order.lock().await
+    }
+
+    /// The number of events emitted so far, without waiting for an emit in progress
+    /// (cheap; for liveness checks).
+    pub fn emitted(&self) -> u64 {
+        self.inner.emitted.load(Ordering::Acquire)
     }
 
     /// A stream of this scope's events: first every event recorded so far (when the

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use agentry_actions::ActionError;
 use agentry_core::{ErrorCode, StallError};
 use agentry_model::ModelError;
 
@@ -23,6 +24,9 @@ pub enum AgentryError {
     /// A model request failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The action loop failed (or an action was refused at registration).
+    #[error(transparent)]
+    Action(Arc<ActionError>),
     /// A limit was reached.
     #[error("limit {limit} = {value} exceeded (used {used})")]
     LimitExceeded {
@@ -54,12 +58,19 @@ pub enum AgentryError {
     Internal(String),
 }
 
+impl From<ActionError> for AgentryError {
+    fn from(e: ActionError) -> Self {
+        AgentryError::Action(Arc::new(e))
+    }
+}
+
 impl ErrorCode for AgentryError {
     fn code(&self) -> &'static str {
         match self {
             AgentryError::InvalidLimit { .. } => "execution.invalid_limit",
             AgentryError::Config(_) => "execution.config",
             AgentryError::Model(e) => e.code(),
+            AgentryError::Action(e) => e.code(),
             AgentryError::LimitExceeded { .. } => "execution.limit_exceeded",
             AgentryError::Stall(_) => "execution.stall",
             AgentryError::OutputInvalid(_) => "execution.output_invalid",

@@ -40,11 +40,17 @@ pub use error::AgentryError;
 pub use execution::{Execution, ExecutionBuilder, ExecutionResult};
 pub use limits::Limits;
 pub use meta::{
-    AgentRef, Budget, Diagnostics, ExecutionMeta, ExecutionStatus, LimitEvent, Lineage,
-    ModelRequestLog, Route,
+    ActionLoopMeta, AgentRef, Budget, Diagnostics, ExecutionMeta, ExecutionStatus, LimitEvent,
+    Lineage, ModelRequestLog, Route,
 };
 pub use runtime::{Runtime, RuntimeBuilder, Settings};
 
+/// The Action Runtime: actions, registry, dispatcher, policy, approval, loop.
+/// `#[action(crate = "::agentry::actions")]` generates code against this path.
+pub use agentry_actions as actions;
+pub use agentry_actions::{
+    Action, ActionPolicy, ActionRecord, ActionStatus, FnAction, SideEffect, action,
+};
 /// Shared foundations: ids, events, the event center, redaction, diagnostics.
 pub use agentry_core as core;
 pub use agentry_core::{

@@ -1,4 +1,5 @@
 //! What an execution reports about itself besides its answer.
+use agentry_actions::{ActionRecord, StopReason};
 use agentry_core::{AgentId, Diagnostic, ErrorInfo, ExecutionId, StallError, Timestamp};
 use agentry_model::{ProviderInfo, Usage};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,21 @@ pub enum ExecutionStatus {
 pub enum Route {
     /// One model request (with retries), no actions.
     ModelRequest,
+    /// The plan → act → observe loop over the available actions, then an answer.
+    ActionLoop,
+}
+
+/// What the action loop did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionLoopMeta {
+    /// Planning rounds that executed actions.
+    pub rounds: u32,
+    /// Why planning stopped.
+    pub stop: StopReason,
+    /// Every action record, in call order (the host's view: full data).
+    pub action_logs: Vec<ActionRecord>,
+    /// The records as the model saw them (digests, previews).
+    pub tool_logs: Vec<ActionRecord>,
 }
 
 /// One request to the model layer, as logged in the meta.
@@ -142,6 +158,9 @@ pub struct ExecutionMeta {
     pub route: Route,
     /// Effective limits.
     pub limits: Limits,
+    /// What the action loop did, when the execution used it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<ActionLoopMeta>,
     /// Total usage over all model requests.
     pub usage: Usage,
     /// Every model request, in order.

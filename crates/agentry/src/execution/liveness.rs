@@ -54,8 +54,20 @@ pub(crate) async fn watchdog(ctx: &RunCtx) -> AgentryError {
     let idle = ctx.limits.idle();
     let heartbeat = ctx.heartbeat_interval;
     let mut next_heartbeat = ctx.progress.started + heartbeat;
+    // Events emitted by any component (the action loop, actions, hooks' callers)
+    // count as progress; only the watchdog's own heartbeats do not.
+    let mut seen = ctx.shared.emitter.emitted();
+    let mut own_heartbeats: u64 = 0;
     loop {
         let now = Instant::now();
+        let emitted = ctx.shared.emitter.emitted();
+        if emitted > seen {
+            if emitted - seen > own_heartbeats {
+                ctx.progress.touch();
+            }
+            seen = emitted;
+            own_heartbeats = 0;
+        }
         if let Some((at, limit)) = deadline
             && now >= at
         {
@@ -91,6 +103,7 @@ pub(crate) async fn watchdog(ctx: &RunCtx) -> AgentryError {
                     })),
             )
             .await;
+            own_heartbeats += 1;
             next_heartbeat = now + heartbeat;
         }
         let mut wake = next_heartbeat;

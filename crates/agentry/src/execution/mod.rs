@@ -5,6 +5,7 @@ mod run;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use agentry_actions::{Action, ApprovalHandler, FnAction, RegistryView};
 use agentry_core::{Emitter, EventStream, ExecutionId, Timestamp};
 use agentry_model::Usage;
 use serde::Serialize;
@@ -38,7 +39,7 @@ use crate::meta::{AgentRef, Budget, Diagnostics, ExecutionMeta, ExecutionStatus,
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExecutionBuilder {
     agent: Agent,
     input: Option<Value>,
@@ -47,10 +48,27 @@ pub struct ExecutionBuilder {
     model_key: Option<String>,
     limits: Limits,
     lineage: Lineage,
+    actions: RegistryView,
+    approval: Option<Arc<dyn ApprovalHandler>>,
+    max_rounds: Option<u32>,
+    /// A registration error, reported by `start()` so the builder chain stays fluent.
+    pending_error: Option<AgentryError>,
+}
+
+impl std::fmt::Debug for ExecutionBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionBuilder")
+            .field("agent", &self.agent.name)
+            .field("input", &self.input)
+            .field("model_key", &self.model_key)
+            .field("actions", &self.actions.ids())
+            .finish()
+    }
 }
 
 impl ExecutionBuilder {
     pub(crate) fn new(agent: Agent) -> Self {
+        let actions = RegistryView::new(agent.actions.clone());
         Self {
             agent,
             input: None,
@@ -59,7 +77,39 @@ impl ExecutionBuilder {
             model_key: None,
             limits: Limits::default(),
             lineage: Lineage::default(),
+            actions,
+            approval: None,
+            max_rounds: None,
+            pending_error: None,
         }
+    }
+
+    /// Adds an action for this execution only; the agent never sees it.
+    pub fn action<A: Action>(mut self, action: A) -> Self {
+        if let Err(e) = self.actions.register_local(action) {
+            self.pending_error.get_or_insert(e.into());
+        }
+        self
+    }
+
+    /// Adds a closure action for this execution only.
+    pub fn action_fn(mut self, action: FnAction) -> Self {
+        if let Err(e) = self.actions.register_local_fn(action) {
+            self.pending_error.get_or_insert(e.into());
+        }
+        self
+    }
+
+    /// Uses this approval handler instead of the agent's.
+    pub fn approval(mut self, handler: Arc<dyn ApprovalHandler>) -> Self {
+        self.approval = Some(handler);
+        self
+    }
+
+    /// Most planning rounds that execute actions.
+    pub fn max_rounds(mut self, rounds: u32) -> Self {
+        self.max_rounds = Some(rounds);
+        self
     }
 
     /// Sets the input (a string, or any JSON value, rendered for the model).
@@ -110,6 +160,9 @@ impl ExecutionBuilder {
     /// Fails at once (nothing runs) on invalid limits, an unknown model key or an
     /// invalid output schema.
     pub fn start(self) -> Result<Execution, AgentryError> {
+        if let Some(e) = self.pending_error {
+            return Err(e);
+        }
         let runtime = self.agent.runtime.clone();
         let limits = self
             .limits
@@ -120,6 +173,32 @@ impl ExecutionBuilder {
             .model_key
             .unwrap_or_else(|| self.agent.model_key.to_string());
         let provider = runtime.inner.models.get(&model_key)?;
+        let planner_key = self
+            .agent
+            .planner_key
+            .as_deref()
+            .map(str::to_owned)
+            .unwrap_or_else(|| model_key.clone());
+        let planner = runtime.inner.models.get(&planner_key)?;
+        let mut loop_options = self.agent.loop_options.clone();
+        if let Some(r) = self.max_rounds {
+            loop_options.max_rounds = r;
+        }
+        let uses_actions = !self.actions.action_list().is_empty();
+        let action_loop = if uses_actions {
+            let approval = self
+                .approval
+                .clone()
+                .unwrap_or_else(|| self.agent.approval.clone());
+            Some(agentry_actions::ActionLoop::new(
+                self.actions.clone(),
+                &self.agent.policy,
+                approval,
+                loop_options,
+            )?)
+        } else {
+            None
+        };
         if let Some(schema) = &self.output_schema {
             jsonschema::validator_for(schema).map_err(|e| {
                 AgentryError::Config(format!("the output schema is not a valid JSON Schema: {e}"))
@@ -144,7 +223,12 @@ impl ExecutionBuilder {
             },
             lineage: self.lineage.clone(),
             status: ExecutionStatus::Created,
-            route: Route::ModelRequest,
+            route: if uses_actions {
+                Route::ActionLoop
+            } else {
+                Route::ModelRequest
+            },
+            actions: None,
             limits,
             usage: Usage::default(),
             model_requests: Vec::new(),
@@ -171,6 +255,9 @@ impl ExecutionBuilder {
             agent: self.agent,
             provider,
             model_key,
+            planner,
+            planner_key,
+            action_loop,
             input: self.input,
             instructions: self.instructions,
             output_schema: self.output_schema,

@@ -3,8 +3,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use agentry_actions::{ActionError, ActionLoop, CallPurpose, LoopInput, ModelCaller};
 use agentry_core::{ErrorCode, EventType, NewEvent, RunContext, RunKind, StallStatus, Timestamp};
-use agentry_model::{Message, ModelProvider, ModelRequest, OutputSchema};
+use agentry_model::{Message, ModelProvider, ModelRequest, ModelResponse, OutputSchema};
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -13,7 +15,7 @@ use super::{Answer, Outcome, Shared, gateway};
 use crate::agent::Agent;
 use crate::error::AgentryError;
 use crate::limits::Limits;
-use crate::meta::{ExecutionStatus, LimitEvent};
+use crate::meta::{ActionLoopMeta, ExecutionStatus, LimitEvent};
 use crate::output;
 
 /// Everything the task needs, fixed when the draft was validated.
@@ -21,6 +23,9 @@ pub(crate) struct Plan {
     pub(crate) agent: Agent,
     pub(crate) provider: Arc<dyn ModelProvider>,
     pub(crate) model_key: String,
+    pub(crate) planner: Arc<dyn ModelProvider>,
+    pub(crate) planner_key: String,
+    pub(crate) action_loop: Option<ActionLoop>,
     pub(crate) input: Option<Value>,
     pub(crate) instructions: Vec<String>,
     pub(crate) output_schema: Option<Value>,
@@ -124,7 +129,12 @@ pub(crate) async fn drive(
     .await;
 
     let outcome = {
-        let work = route_model_request(&ctx, &plan);
+        let work = async {
+            match &plan.action_loop {
+                Some(action_loop) => route_action_loop(&ctx, &plan, action_loop).await,
+                None => route_model_request(&ctx, &plan).await,
+            }
+        };
         let guarded = async {
             tokio::select! {
                 r = work => r,
@@ -212,15 +222,17 @@ fn build_messages(plan: &Plan) -> Vec<Message> {
     messages
 }
 
+fn output_schema(plan: &Plan) -> Option<OutputSchema> {
+    plan.output_schema.as_ref().map(|schema| OutputSchema {
+        name: "answer".into(),
+        schema: schema.clone(),
+        strict: false,
+    })
+}
+
 async fn route_model_request(ctx: &RunCtx, plan: &Plan) -> Result<Answer, AgentryError> {
     let mut request = ModelRequest::new(build_messages(plan));
-    if let Some(schema) = &plan.output_schema {
-        request.output_schema = Some(OutputSchema {
-            name: "answer".into(),
-            schema: schema.clone(),
-            strict: false,
-        });
-    }
+    request.output_schema = output_schema(plan);
     let response = gateway::call(
         ctx,
         &ctx.root,
@@ -237,4 +249,90 @@ async fn route_model_request(ctx: &RunCtx, plan: &Plan) -> Result<Answer, Agentr
         text: response.text,
         data,
     })
+}
+
+/// The loop's way to the models: through the gateway, so budget, limits, events and
+/// the request log apply to planning requests exactly as to answers.
+struct GatewayCaller<'a> {
+    ctx: &'a RunCtx,
+    plan: &'a Plan,
+    /// The facade error behind the last failed call, returned instead of its
+    /// `ActionError` wrapper so hosts see the original code and type.
+    failure: std::sync::Mutex<Option<AgentryError>>,
+}
+
+impl ModelCaller for GatewayCaller<'_> {
+    fn call(
+        &self,
+        purpose: CallPurpose,
+        request: ModelRequest,
+    ) -> BoxFuture<'_, Result<ModelResponse, ActionError>> {
+        Box::pin(async move {
+            let (key, provider) = match purpose {
+                CallPurpose::Planning => (&self.plan.planner_key, &self.plan.planner),
+                CallPurpose::Answer => (&self.plan.model_key, &self.plan.provider),
+            };
+            match gateway::call(self.ctx, &self.ctx.root, key, provider.as_ref(), request).await {
+                Ok(r) => Ok(r),
+                Err(e) => {
+                    let wrapped = ActionError::host(e.code(), e.to_string());
+                    *self
+                        .failure
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                    Err(wrapped)
+                }
+            }
+        })
+    }
+}
+
+async fn route_action_loop(
+    ctx: &RunCtx,
+    plan: &Plan,
+    action_loop: &ActionLoop,
+) -> Result<Answer, AgentryError> {
+    let caller = GatewayCaller {
+        ctx,
+        plan,
+        failure: std::sync::Mutex::new(None),
+    };
+    let mut input = LoopInput::new(
+        ctx.shared.emitter.clone(),
+        ctx.root.clone(),
+        ctx.shared.id.clone(),
+        build_messages(plan),
+        &caller,
+    );
+    if let Some(schema) = output_schema(plan) {
+        input = input.output_schema(schema);
+    }
+    let outcome = match action_loop.run(input).await {
+        Ok(o) => o,
+        Err(e) => {
+            let original = caller
+                .failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            return Err(original.unwrap_or_else(|| e.into()));
+        }
+    };
+    ctx.shared.update_meta(|m| {
+        m.diagnostics
+            .items
+            .extend(outcome.diagnostics.iter().cloned());
+        m.actions = Some(ActionLoopMeta {
+            rounds: outcome.rounds,
+            stop: outcome.stop.clone(),
+            action_logs: outcome.records.clone(),
+            tool_logs: outcome.tool_logs.clone(),
+        });
+    });
+    let text = outcome.final_response.text;
+    let data = match &plan.output_schema {
+        Some(schema) => Some(output::read_structured(&text, schema)?),
+        None => None,
+    };
+    Ok(Answer { text, data })
 }
