@@ -12,6 +12,21 @@
 //! CAS, leases and fencing enforced in SQL with the database clock). Others plug in
 //! through [`StoreRegistry`] and prove themselves with the `conformance` feature.
 //!
+//! Where to look:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`facade`] | [`Workspace`]: root, mode, grants, lazy store, listings for the CLI |
+//! | [`files`] | path containment and file references |
+//! | [`store`] | the object-safe [`Store`] trait and [`stream_read`] |
+//! | [`types`] | ids, versions, tokens, records, snapshots, leases, events, batches |
+//! | [`sqlite`] / [`postgres`] | the two backends (the only modules that touch SQL) |
+//! | [`registry`] | backends by URL scheme or name |
+//! | [`recall`] | `build_context` and the [`Retriever`] seam |
+//! | [`sink`] | the EventCenter hook persisting RuntimeEvents |
+//! | [`error`] | [`WorkspaceError`] and its stable codes |
+//! | `conformance` | the backend test suite (feature `conformance`) |
+//!
 //! ```
 //! use agentry_workspace::{NewSnapshot, StateVersion, Workspace, WorkspaceError};
 //! use serde_json::json;

@@ -420,13 +420,31 @@ impl Inner {
     }
 }
 
+/// How long the writer polls for the next write before blocking.
+const WRITER_SPIN: Duration = Duration::from_micros(50);
+
 fn writer_loop(
     conn: Connection,
     rx: std_mpsc::Receiver<Box<dyn WriteJob>>,
     max_group: usize,
     path: PathBuf,
 ) {
-    while let Ok(first) = rx.recv() {
+    loop {
+        // Poll briefly before sleeping: a caller awaiting its reply usually sends
+        // its next write within microseconds, and a futex wake-up costs more
+        // than the write itself on a busy machine.
+        let spin_until = std::time::Instant::now() + WRITER_SPIN;
+        let first = loop {
+            match rx.try_recv() {
+                Ok(j) => break Some(j),
+                Err(std_mpsc::TryRecvError::Disconnected) => break None,
+                Err(std_mpsc::TryRecvError::Empty) if std::time::Instant::now() < spin_until => {
+                    std::thread::yield_now();
+                }
+                Err(std_mpsc::TryRecvError::Empty) => break rx.recv().ok(),
+            }
+        };
+        let Some(first) = first else { return };
         let mut jobs = vec![first];
         while jobs.len() < max_group {
             match rx.try_recv() {
