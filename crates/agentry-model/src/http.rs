@@ -205,7 +205,7 @@ impl Transport {
             transport: Arc::clone(self),
             body: Bytes::from(body),
             attempt: 0,
-            pending: VecDeque::new(),
+            pending: VecDeque::with_capacity(8),
             phase: Phase::Start,
             output_yielded: false,
         };
