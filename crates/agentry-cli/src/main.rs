@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the execution failed, 2 usage or configuration error.
 //! Machine output (`--json`, `--events jsonl`) goes to stdout; human progress to
 //! stderr.
+mod approve;
 mod config;
 mod run;
 
@@ -89,6 +90,13 @@ struct RunArgs {
     /// Most model requests.
     #[arg(long)]
     max_model_requests: Option<u32>,
+    /// Who approves action calls that need approval (default: nobody — they stay
+    /// pending and do not run).
+    #[arg(long, value_enum)]
+    approve: Option<approve::ApproveMode>,
+    /// Most planning rounds that execute actions.
+    #[arg(long, value_name = "N")]
+    max_rounds: Option<u32>,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,

@@ -84,7 +84,12 @@ pub async fn run(config_path: Option<PathBuf>, args: RunArgs, env: &Env) -> u8 {
         Ok(r) => r,
         Err(e) => return usage_error(e),
     };
-    let agent = runtime.agent("agentry-cli");
+    let mut agent = runtime
+        .agent("agentry-cli")
+        .approval(crate::approve::handler(args.approve));
+    if let Some(rounds) = args.max_rounds {
+        agent = agent.max_rounds(rounds);
+    }
     let mut draft = agent
         .input(prompt)
         .model(resolved.selected.clone())
