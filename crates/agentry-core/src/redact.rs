@@ -31,12 +31,25 @@ const DEFAULT_MAX_STRING_BYTES: usize = 64 * 1024;
 /// r.redact_value(&mut v);
 /// assert_eq!(v, json!({"api_key": "[REDACTED]", "note": "used [REDACTED]", "usage": {"total_tokens": 3}}));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Redactor {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+/// Never prints the secrets themselves: a redactor often sits inside types that
+/// hosts log with `{:?}`.
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secrets = self.inner.secrets.read().map(|s| s.len()).unwrap_or(0);
+        let keys = self.inner.extra_keys.read().map(|k| k.len()).unwrap_or(0);
+        f.debug_struct("Redactor")
+            .field("registered_secrets", &secrets)
+            .field("extra_sensitive_keys", &keys)
+            .field("max_string_bytes", &self.inner.max_string_bytes)
+            .finish()
+    }
+}
+
 struct Inner {
     secrets: RwLock<Vec<String>>,
     extra_keys: RwLock<Vec<String>>,
@@ -285,6 +298,15 @@ mod tests {
         let s = v.as_str().unwrap();
         assert!(s.starts_with("éé"));
         assert!(s.contains("[truncated"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let r = Redactor::default();
+        r.register_secret("sk-debug-leak-check");
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("sk-debug-leak-check"), "{shown}");
+        assert!(shown.contains("registered_secrets: 1"), "{shown}");
     }
 
     #[test]

@@ -56,6 +56,7 @@ mod response;
 pub mod schema_sample;
 mod scripted;
 mod sse;
+pub mod streaming_json;
 mod test_model;
 #[cfg(test)]
 mod test_alloc;
