@@ -123,6 +123,7 @@ pub async fn run(config_path: Option<PathBuf>, args: RunArgs, env: &Env) -> u8 {
     // Stream what the user asked for while the execution runs.
     let mut events = execution.events();
     let stream_text = human && schema.is_none();
+    let stream_keys = schema.is_some();
     let events_jsonl = args.events == Some(EventsFormat::Jsonl);
     let printer = tokio::spawn(async move {
         let stdout = std::io::stdout();
@@ -142,6 +143,25 @@ pub async fn run(config_path: Option<PathBuf>, args: RunArgs, env: &Env) -> u8 {
                     let _ = out.write_all(delta.as_bytes());
                     let _ = out.flush();
                     printed_text = true;
+                }
+            } else if progress
+                && stream_keys
+                && ev.event_type.as_str() == "agent_execution.stream.done"
+            {
+                // Per-key progress for structured answers: each completed leaf value.
+                let value = &ev.payload["value"];
+                if !value.is_object() && !value.is_array() {
+                    let path = ev.payload["path"].as_str().unwrap_or("");
+                    let mut shown = value.to_string();
+                    if shown.len() > 80 {
+                        let cut = (0..=77)
+                            .rev()
+                            .find(|i| shown.is_char_boundary(*i))
+                            .unwrap_or(0);
+                        shown.truncate(cut);
+                        shown.push('…');
+                    }
+                    eprintln!("  ✓ {path} = {shown}");
                 }
             } else if ev.event_type == EventType::MODEL_RETRYING && progress {
                 eprintln!(

@@ -44,6 +44,25 @@ pub enum AgentryError {
     /// The answer did not satisfy the output contract.
     #[error("the answer does not satisfy the output schema: {0}")]
     OutputInvalid(String),
+    /// Required keys were still missing after the corrective re-requests.
+    #[error("the answer is missing required keys: {}{}", missing.join(", "), if detail.is_empty() { String::new() } else { format!(" ({detail})") })]
+    OutputMissingKeys {
+        /// The concrete paths that are absent or null.
+        missing: Vec<String>,
+        /// Other schema violations, if any.
+        detail: String,
+    },
+    /// A key path that the output contract cannot have.
+    #[error("unknown key path `{path}`: {reason}")]
+    UnknownKeyPath {
+        /// The path as given.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The execution ended without a value at this path.
+    #[error("no value at `{0}`: the execution ended without producing it")]
+    KeyUnavailable(String),
     /// `data()` was asked of an execution that has no output schema.
     #[error("this execution has no output schema; use text() or give .output_schema(..)")]
     NoOutputSchema,
@@ -75,6 +94,9 @@ impl ErrorCode for AgentryError {
             AgentryError::Stall(_) => "execution.stall",
             AgentryError::OutputInvalid(_) => "execution.output_invalid",
             AgentryError::NoOutputSchema => "execution.no_output_schema",
+            AgentryError::OutputMissingKeys { .. } => "execution.output_missing_keys",
+            AgentryError::UnknownKeyPath { .. } => "execution.unknown_key_path",
+            AgentryError::KeyUnavailable(_) => "execution.key_unavailable",
             AgentryError::DataType(_) => "execution.data_type",
             AgentryError::Cancelled => "execution.cancelled",
             AgentryError::Internal(_) => "execution.internal",

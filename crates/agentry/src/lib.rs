@@ -34,6 +34,7 @@ mod limits;
 mod meta;
 mod output;
 mod runtime;
+mod structured;
 
 pub use agent::Agent;
 pub use error::AgentryError;

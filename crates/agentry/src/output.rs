@@ -1,8 +1,6 @@
 //! Output contracts: rendering the schema into the prompt and reading the answer
-//! back. (Streaming per-key parsing and repair build on this.)
+//! back when the streaming parser cannot (a last-resort extraction).
 use serde_json::Value;
-
-use crate::error::AgentryError;
 
 /// The instruction appended to the system prompt when an output schema is set.
 pub(crate) fn contract_instruction(schema: &Value) -> String {
@@ -41,32 +39,6 @@ pub(crate) fn extract_json(text: &str) -> Option<Value> {
     None
 }
 
-/// Parses and validates a structured answer.
-pub(crate) fn read_structured(text: &str, schema: &Value) -> Result<Value, AgentryError> {
-    let value = extract_json(text)
-        .ok_or_else(|| AgentryError::OutputInvalid("the answer contains no JSON value".into()))?;
-    let validator = jsonschema::validator_for(schema).map_err(|e| {
-        AgentryError::Config(format!("the output schema is not a valid JSON Schema: {e}"))
-    })?;
-    let problems: Vec<String> = validator
-        .iter_errors(&value)
-        .take(10)
-        .map(|e| {
-            let path = e.instance_path().to_string();
-            if path.is_empty() {
-                e.to_string()
-            } else {
-                format!("{path}: {e}")
-            }
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(value)
-    } else {
-        Err(AgentryError::OutputInvalid(problems.join("; ")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,14 +53,5 @@ mod tests {
         );
         assert_eq!(extract_json("sure {\"a\":3} ok"), Some(json!({"a": 3})));
         assert_eq!(extract_json("no json here"), None);
-    }
-
-    #[test]
-    fn validates_against_schema() {
-        let schema =
-            json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
-        assert!(read_structured("{\"n\": 1}", &schema).is_ok());
-        let err = read_structured("{\"m\": 1}", &schema).unwrap_err();
-        assert!(err.to_string().contains("n"), "{err}");
     }
 }

@@ -1,7 +1,11 @@
 //! Every model request of an execution passes here: budget, events, request log.
 use std::sync::Arc;
 
-use agentry_core::{ErrorCode, EventType, Level, NewEvent, RunContext, RunKind, Timestamp, stage};
+use agentry_core::{
+    Diagnostic, ErrorCode, EventType, Level, NewEvent, RunContext, RunKind, Severity, Timestamp,
+    stage,
+};
+use agentry_model::streaming_json::JsonEvent;
 use agentry_model::{ModelProvider, ModelRequest, ModelResponse, ResponseAssembler, StreamEvent};
 use futures::StreamExt;
 use serde_json::json;
@@ -10,8 +14,46 @@ use tokio::time::Instant;
 use super::run::RunCtx;
 use crate::error::AgentryError;
 use crate::meta::ModelRequestLog;
+use crate::structured::{OUTPUT_STREAM_PARSE_FAILED, OutputStream};
 
 const MODEL_TOOL_CALL_DELTA: EventType = EventType::from_static("model.tool_call.delta");
+/// A string value of the structured answer grew (high frequency).
+const STREAM_DELTA: EventType = EventType::from_static("agent_execution.stream.delta");
+/// A value of the structured answer is complete (provisional until validation).
+const STREAM_DONE: EventType = EventType::from_static("agent_execution.stream.done");
+
+/// Publishes per-key events of the structured answer and records completed values
+/// for the KeyWaiter.
+async fn emit_keys(ctx: &RunCtx, run: &Arc<RunContext>, events: Vec<JsonEvent>) {
+    for event in events {
+        match event {
+            JsonEvent::Delta { path, delta } => {
+                let payload =
+                    json!({"path": path.to_string(), "delta": delta, "provisional": true});
+                ctx.emit(
+                    run,
+                    NewEvent::new(STREAM_DELTA)
+                        .source("AgentExecution")
+                        .level(Level::Debug)
+                        .payload(payload),
+                )
+                .await;
+            }
+            JsonEvent::Done { path, value } => {
+                let shown = path.to_string();
+                ctx.shared.keys.record(path, value.clone());
+                let payload = json!({"path": shown, "value": value, "provisional": true});
+                ctx.emit(
+                    run,
+                    NewEvent::new(STREAM_DONE)
+                        .source("AgentExecution")
+                        .payload(payload),
+                )
+                .await;
+            }
+        }
+    }
+}
 
 /// Sends one request through `provider`, emitting the `request` / `model_request`
 /// run events the DevTools console renders, and logs it in the execution meta.
@@ -21,6 +63,7 @@ pub(crate) async fn call(
     model_key: &str,
     provider: &dyn ModelProvider,
     request: ModelRequest,
+    parse_output: bool,
 ) -> Result<ModelResponse, AgentryError> {
     let index = ctx.take_model_request().await?;
     let info = provider.info();
@@ -76,6 +119,7 @@ pub(crate) async fn call(
     let mut assembler = ResponseAssembler::default();
     let mut chunk_index: u64 = 0;
     let mut first_output_ms = None;
+    let mut output = parse_output.then(OutputStream::new);
     let mut failure: Option<AgentryError> = None;
     while let Some(item) = stream.next().await {
         let event = match item {
@@ -101,6 +145,10 @@ pub(crate) async fn call(
                 )
                 .await;
                 chunk_index += 1;
+                if let Some(out) = output.as_mut() {
+                    let events = out.feed(text);
+                    emit_keys(ctx, &attempt_run, events).await;
+                }
             }
             StreamEvent::ReasoningDelta { text } => {
                 ctx.emit(
@@ -195,6 +243,18 @@ pub(crate) async fn call(
         return Err(err);
     }
 
+    if let Some(out) = output {
+        if let Some(reason) = out.failed.clone() {
+            ctx.shared.update_meta(|m| {
+                m.diagnostics.items.push(Diagnostic::new(
+                    OUTPUT_STREAM_PARSE_FAILED,
+                    Severity::Warning,
+                    format!("the streamed answer could not be parsed incrementally: {reason}"),
+                ))
+            });
+        }
+        emit_keys(ctx, &attempt_run, out.finish()).await;
+    }
     let response = assembler.finish();
     let usage_summary = json!({
         "available": response.usage.is_some(),

@@ -16,6 +16,10 @@ use tokio::sync::watch;
 use crate::agent::Agent;
 use crate::error::AgentryError;
 use crate::limits::Limits;
+use crate::structured;
+
+/// Corrective re-requests a structured answer may take by default.
+const DEFAULT_OUTPUT_RETRIES: u32 = 2;
 use crate::meta::{AgentRef, Budget, Diagnostics, ExecutionMeta, ExecutionStatus, Lineage, Route};
 
 /// A request being drafted: input, instructions, output contract, model and limits.
@@ -51,6 +55,8 @@ pub struct ExecutionBuilder {
     actions: RegistryView,
     approval: Option<Arc<dyn ApprovalHandler>>,
     max_rounds: Option<u32>,
+    ensure_keys: Vec<String>,
+    output_retries: u32,
     /// A registration error, reported by `start()` so the builder chain stays fluent.
     pending_error: Option<AgentryError>,
 }
@@ -80,8 +86,29 @@ impl ExecutionBuilder {
             actions,
             approval: None,
             max_rounds: None,
+            ensure_keys: Vec::new(),
+            output_retries: DEFAULT_OUTPUT_RETRIES,
             pending_error: None,
         }
+    }
+
+    /// Keys the structured answer must have (`a.b`, `items[*].name`). When some are
+    /// missing, or the answer breaks the schema, the model is asked again with what is
+    /// wrong, at most [`output_retries`](Self::output_retries) times; then the
+    /// execution fails with `execution.output_missing_keys`.
+    pub fn ensure_keys<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.ensure_keys.extend(paths.into_iter().map(Into::into));
+        self
+    }
+
+    /// How many corrective re-requests a structured answer may take (default 2).
+    pub fn output_retries(mut self, n: u32) -> Self {
+        self.output_retries = n;
+        self
     }
 
     /// Adds an action for this execution only; the agent never sees it.
@@ -199,6 +226,16 @@ impl ExecutionBuilder {
         } else {
             None
         };
+        let mut ensure = Vec::with_capacity(self.ensure_keys.len());
+        match &self.output_schema {
+            Some(schema) => {
+                for path in &self.ensure_keys {
+                    ensure.push((path.clone(), structured::check_path(schema, path)?));
+                }
+            }
+            None if !self.ensure_keys.is_empty() => return Err(AgentryError::NoOutputSchema),
+            None => {}
+        }
         if let Some(schema) = &self.output_schema {
             jsonschema::validator_for(schema).map_err(|e| {
                 AgentryError::Config(format!("the output schema is not a valid JSON Schema: {e}"))
@@ -249,7 +286,8 @@ impl ExecutionBuilder {
             emitter,
             meta: Mutex::new(meta),
             outcome: rx,
-            has_schema: self.output_schema.is_some(),
+            schema: self.output_schema.clone(),
+            keys: structured::KeyStore::new(),
         });
         let plan = run::Plan {
             agent: self.agent,
@@ -261,6 +299,8 @@ impl ExecutionBuilder {
             input: self.input,
             instructions: self.instructions,
             output_schema: self.output_schema,
+            ensure_keys: ensure,
+            output_retries: self.output_retries,
             limits,
         };
         let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -313,7 +353,8 @@ pub(crate) struct Shared {
     pub(crate) emitter: Emitter,
     pub(crate) meta: Mutex<ExecutionMeta>,
     outcome: watch::Receiver<Option<Arc<Outcome>>>,
-    has_schema: bool,
+    pub(crate) schema: Option<Value>,
+    pub(crate) keys: structured::KeyStore,
 }
 
 impl Shared {
@@ -404,7 +445,7 @@ impl Execution {
     /// Waits for the validated structured answer. Errors with
     /// [`AgentryError::NoOutputSchema`] when the request had no output schema.
     pub async fn data(&self) -> Result<Value, AgentryError> {
-        if !self.shared.has_schema {
+        if self.shared.schema.is_none() {
             return Err(AgentryError::NoOutputSchema);
         }
         match &*self.outcome().await {
@@ -428,6 +469,109 @@ impl Execution {
     /// The meta as it is now, without waiting.
     pub fn meta_now(&self) -> ExecutionMeta {
         self.shared.meta_snapshot()
+    }
+
+    /// The output contract, or `NoOutputSchema` for a plain-text request.
+    fn contract(&self) -> Result<&Value, AgentryError> {
+        self.shared
+            .schema
+            .as_ref()
+            .ok_or(AgentryError::NoOutputSchema)
+    }
+
+    /// Waits until the value at `path` is complete in the streamed answer and
+    /// returns it — before the whole answer is done. The path is checked against the
+    /// output contract first. A wildcard path (`steps[*].title`) returns the first
+    /// matching value. Values are provisional until the final validation passes; after
+    /// a corrective re-request the latest value is returned.
+    pub async fn get_key_result(&self, path: &str) -> Result<Value, AgentryError> {
+        let pattern = structured::check_path(self.contract()?, path)?;
+        let mut version = self.shared.keys.subscribe();
+        loop {
+            let found = self.shared.keys.with(|s| {
+                let hit = s
+                    .values
+                    .iter()
+                    .find(|(p, _)| pattern.matches(p))
+                    .map(|(_, v)| v.clone());
+                (hit, s.finished)
+            });
+            match found {
+                (Some(v), _) => return Ok(v),
+                (None, true) => return Err(AgentryError::KeyUnavailable(path.to_owned())),
+                (None, false) => {
+                    if version.changed().await.is_err() {
+                        return Err(AgentryError::KeyUnavailable(path.to_owned()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A stream of `(path, value)` for every completed value matching one of the
+    /// patterns, each concrete path once, in completion order, ending with the
+    /// execution. Unknown paths are refused up front.
+    pub fn wait_keys<I, S>(
+        &self,
+        paths: I,
+    ) -> Result<impl futures::Stream<Item = (String, Value)> + use<I, S>, AgentryError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let schema = self.contract()?;
+        let patterns = paths
+            .into_iter()
+            .map(|p| structured::check_path(schema, p.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shared = self.shared.clone();
+        let version = shared.keys.subscribe();
+        Ok(futures::stream::unfold(
+            (shared, version, 0usize),
+            move |(shared, mut version, mut next)| {
+                let patterns = patterns.clone();
+                async move {
+                    loop {
+                        let (hit, finished, len) =
+                            shared.keys.with(|s| {
+                                let hit =
+                                    s.values.iter().enumerate().skip(next).find(|(_, (p, _))| {
+                                        patterns.iter().any(|pat| pat.matches(p))
+                                    });
+                                (
+                                    hit.map(|(i, (p, v))| (i, p.to_string(), v.clone())),
+                                    s.finished,
+                                    s.values.len(),
+                                )
+                            });
+                        if let Some((i, path, value)) = hit {
+                            next = i + 1;
+                            return Some(((path, value), (shared, version, next)));
+                        }
+                        next = len;
+                        if finished || version.changed().await.is_err() {
+                            return None;
+                        }
+                    }
+                }
+            },
+        ))
+    }
+
+    /// Calls `handler` with each completed value matching `path` while the execution
+    /// runs (on a Tokio task). The path is checked against the output contract.
+    pub fn when_key<F>(&self, path: &str, handler: F) -> Result<(), AgentryError>
+    where
+        F: Fn(String, Value) + Send + 'static,
+    {
+        let stream = self.wait_keys([path.to_owned()])?;
+        tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some((p, v)) = futures::StreamExt::next(&mut stream).await {
+                handler(p, v);
+            }
+        });
+        Ok(())
     }
 
     /// Waits for the whole result.

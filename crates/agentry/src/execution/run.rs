@@ -4,7 +4,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use agentry_actions::{ActionError, ActionLoop, CallPurpose, LoopInput, ModelCaller};
-use agentry_core::{ErrorCode, EventType, NewEvent, RunContext, RunKind, StallStatus, Timestamp};
+use agentry_core::{
+    Diagnostic, ErrorCode, EventType, NewEvent, RunContext, RunKind, Severity, StallStatus,
+    Timestamp,
+};
+use agentry_model::streaming_json::PathPattern;
 use agentry_model::{Message, ModelProvider, ModelRequest, ModelResponse, OutputSchema};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
@@ -16,7 +20,10 @@ use crate::agent::Agent;
 use crate::error::AgentryError;
 use crate::limits::Limits;
 use crate::meta::{ActionLoopMeta, ExecutionStatus, LimitEvent};
-use crate::output;
+use crate::structured;
+
+/// The structured answer passed validation (payload: the data).
+const OUTPUT_VALIDATED: EventType = EventType::from_static("agent_execution.output_validated");
 
 /// Everything the task needs, fixed when the draft was validated.
 pub(crate) struct Plan {
@@ -29,6 +36,8 @@ pub(crate) struct Plan {
     pub(crate) input: Option<Value>,
     pub(crate) instructions: Vec<String>,
     pub(crate) output_schema: Option<Value>,
+    pub(crate) ensure_keys: Vec<(String, PathPattern)>,
+    pub(crate) output_retries: u32,
     pub(crate) limits: Limits,
 }
 
@@ -152,6 +161,7 @@ pub(crate) async fn drive(
 }
 
 async fn finish(ctx: &RunCtx, outcome: &Outcome) {
+    ctx.shared.keys.finish();
     let (status, event_type) = match outcome {
         Ok(_) => (
             ExecutionStatus::Success,
@@ -207,7 +217,7 @@ fn build_messages(plan: &Plan) -> Vec<Message> {
         .collect();
     system.extend(plan.instructions.iter().cloned());
     if let Some(schema) = &plan.output_schema {
-        system.push(output::contract_instruction(schema));
+        system.push(crate::output::contract_instruction(schema));
     }
     let mut messages = Vec::with_capacity(2);
     if !system.is_empty() {
@@ -231,24 +241,90 @@ fn output_schema(plan: &Plan) -> Option<OutputSchema> {
 }
 
 async fn route_model_request(ctx: &RunCtx, plan: &Plan) -> Result<Answer, AgentryError> {
-    let mut request = ModelRequest::new(build_messages(plan));
+    let messages = build_messages(plan);
+    let mut request = ModelRequest::new(messages.clone());
     request.output_schema = output_schema(plan);
-    let response = gateway::call(
-        ctx,
-        &ctx.root,
-        &plan.model_key,
-        plan.provider.as_ref(),
-        request,
-    )
-    .await?;
-    let data = match &plan.output_schema {
-        Some(schema) => Some(output::read_structured(&response.text, schema)?),
-        None => None,
+    let parse = plan.output_schema.is_some();
+    let provider = plan.provider.as_ref();
+    let response = gateway::call(ctx, &ctx.root, &plan.model_key, provider, request, parse).await?;
+    finalize(ctx, plan, messages, response.text).await
+}
+
+/// Turns the answer text into the result: for a structured request, reads (with
+/// repair) and validates it, asking the model again with what is wrong at most
+/// `output_retries` times.
+async fn finalize(
+    ctx: &RunCtx,
+    plan: &Plan,
+    mut messages: Vec<Message>,
+    mut text: String,
+) -> Result<Answer, AgentryError> {
+    let Some(schema) = &plan.output_schema else {
+        return Ok(Answer { text, data: None });
     };
-    Ok(Answer {
-        text: response.text,
-        data,
-    })
+    let mut attempt = 0;
+    loop {
+        let read = structured::read_answer(&text);
+        let problems = match &read {
+            Ok(r) => structured::check_answer(&r.value, schema, &plan.ensure_keys),
+            Err(e) => structured::Problems {
+                missing: Vec::new(),
+                invalid: vec![e.to_string()],
+            },
+        };
+        if let Ok(r) = &read {
+            ctx.shared
+                .update_meta(|m| m.diagnostics.items.extend(r.diagnostics.iter().cloned()));
+        }
+        if problems.is_empty()
+            && let Ok(r) = read
+        {
+            ctx.emit(
+                &ctx.root,
+                NewEvent::new(OUTPUT_VALIDATED)
+                    .source("AgentExecution")
+                    .payload(json!({"data": r.value, "attempt": attempt + 1})),
+            )
+            .await;
+            return Ok(Answer {
+                text,
+                data: Some(r.value),
+            });
+        }
+        if attempt >= plan.output_retries {
+            return Err(match read {
+                Err(e) if problems.missing.is_empty() => e,
+                _ => problems.into_error(),
+            });
+        }
+        attempt += 1;
+        let described = problems.describe();
+        ctx.shared.update_meta(|m| {
+            m.diagnostics.items.push(
+                Diagnostic::new(
+                    structured::OUTPUT_CORRECTIVE_REQUEST,
+                    Severity::Warning,
+                    format!("asked the model again: {described}"),
+                )
+                .with_detail(json!({
+                    "attempt": attempt,
+                    "missing": problems.missing,
+                    "invalid": problems.invalid,
+                })),
+            )
+        });
+        messages.push(Message::assistant(text));
+        messages.push(Message::user(format!(
+            "Your previous reply cannot be used: {described}. Reply again with the complete JSON \
+             value only, satisfying the schema and including every required key."
+        )));
+        let mut request = ModelRequest::new(messages.clone());
+        request.output_schema = output_schema(plan);
+        let provider = plan.provider.as_ref();
+        text = gateway::call(ctx, &ctx.root, &plan.model_key, provider, request, true)
+            .await?
+            .text;
+    }
 }
 
 /// The loop's way to the models: through the gateway, so budget, limits, events and
@@ -272,7 +348,9 @@ impl ModelCaller for GatewayCaller<'_> {
                 CallPurpose::Planning => (&self.plan.planner_key, &self.plan.planner),
                 CallPurpose::Answer => (&self.plan.model_key, &self.plan.provider),
             };
-            match gateway::call(self.ctx, &self.ctx.root, key, provider.as_ref(), request).await {
+            let parse = purpose == CallPurpose::Answer && self.plan.output_schema.is_some();
+            let provider = provider.as_ref();
+            match gateway::call(self.ctx, &self.ctx.root, key, provider, request, parse).await {
                 Ok(r) => Ok(r),
                 Err(e) => {
                     let wrapped = ActionError::host(e.code(), e.to_string());
@@ -329,10 +407,5 @@ async fn route_action_loop(
             tool_logs: outcome.tool_logs.clone(),
         });
     });
-    let text = outcome.final_response.text;
-    let data = match &plan.output_schema {
-        Some(schema) => Some(output::read_structured(&text, schema)?),
-        None => None,
-    };
-    Ok(Answer { text, data })
+    finalize(ctx, plan, outcome.messages, outcome.final_response.text).await
 }

@@ -4,6 +4,7 @@ mod actions;
 mod execution;
 mod limits;
 mod observation;
+mod structured;
 
 use std::sync::Arc;
 use std::time::Duration;
