@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentry_core::ExecutionId;
+use agentry_core::{ExecutionId, Timestamp};
 use agentry_workspace::{
     EventAppend, NewSnapshot, PgStore, SqliteStore, StateVersion, Store, canonical_json, sha256_hex,
 };
@@ -186,8 +186,12 @@ fn bench_raw(path: &std::path::Path) -> Figures {
            expires_at INTEGER NOT NULL, released INTEGER NOT NULL) WITHOUT ROWID;",
     )
     .unwrap();
+    // The floor does the same work the store must do for its guarantees: a
+    // canonical body and its digest (to tell a retried append from a conflicting
+    // one), the time stamps, the gap-free counter.
     let append = |exe: &str, key: &str, body: &Value| {
-        let body = serde_json::to_string(body).unwrap();
+        let body = canonical_json(body);
+        let digest = sha256_hex(body.as_bytes());
         let found: Option<i64> = c
             .prepare_cached("SELECT seq FROM events WHERE execution_id = ?1 AND idem_key = ?2")
             .unwrap()
@@ -197,14 +201,21 @@ fn bench_raw(path: &std::path::Path) -> Figures {
         assert!(found.is_none());
         let seq: i64 = c
             .prepare_cached(
-                "INSERT INTO event_heads VALUES (?1, 1, 0) ON CONFLICT(execution_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
+                "INSERT INTO event_heads VALUES (?1, 1, ?2) ON CONFLICT(execution_id) DO UPDATE SET last_seq = last_seq + 1, updated_at = excluded.updated_at RETURNING last_seq",
             )
             .unwrap()
-            .query_row([exe], |r| r.get(0))
+            .query_row(params![exe, Timestamp::now().as_millis()], |r| r.get(0))
             .unwrap();
-        c.prepare_cached("INSERT INTO events VALUES (?1, ?2, ?3, 'bench.step', 0, '', ?4)")
+        c.prepare_cached("INSERT INTO events VALUES (?1, ?2, ?3, 'bench.step', ?4, ?5, ?6)")
             .unwrap()
-            .execute(params![exe, seq, key, body])
+            .execute(params![
+                exe,
+                seq,
+                key,
+                Timestamp::now().as_millis(),
+                digest,
+                body
+            ])
             .unwrap();
     };
     let tx = |f: &mut dyn FnMut()| {
@@ -242,7 +253,8 @@ fn bench_raw(path: &std::path::Path) -> Figures {
         let run = uuid::Uuid::new_v4().to_string();
         let t = Instant::now();
         for v in 0..rounds as i64 {
-            let s = serde_json::to_vec(&state).unwrap();
+            let s = canonical_json(&state).into_bytes();
+            let digest = sha256_hex(&s);
             tx(&mut || {
                 let cur: i64 = c
                     .prepare_cached("SELECT state_version FROM snapshot_heads WHERE run_id = ?1")
@@ -256,9 +268,16 @@ fn bench_raw(path: &std::path::Path) -> Figures {
                     .unwrap()
                     .execute(params![run, v + 1])
                     .unwrap();
-                c.prepare_cached("INSERT INTO snapshots VALUES (?1, ?2, 1, NULL, '', ?3, 0, ?4)")
+                c.prepare_cached("INSERT INTO snapshots VALUES (?1, ?2, 1, NULL, ?3, ?4, ?5, ?6)")
                     .unwrap()
-                    .execute(params![run, v + 1, s.len() as i64, s])
+                    .execute(params![
+                        run,
+                        v + 1,
+                        digest,
+                        s.len() as i64,
+                        Timestamp::now().as_millis(),
+                        s
+                    ])
                     .unwrap();
                 c.prepare_cached(
                     "DELETE FROM snapshots WHERE run_id = ?1 AND state_version NOT IN \
@@ -390,6 +409,55 @@ async fn main() {
                 .unwrap();
         }
         println!("focus: single append {}", rate(50_000, t.elapsed()));
+        let key = "focus-lease";
+        let mut lease = store.claim_lease(key, "bench", 60_000).await.unwrap();
+        let t = Instant::now();
+        for _ in 0..50_000 {
+            lease = store
+                .heartbeat_lease(&lease.fence(), "bench")
+                .await
+                .unwrap();
+        }
+        println!("focus: heartbeat {}", per_op(50_000, t.elapsed()));
+        let t = Instant::now();
+        for i in 0..50_000 {
+            let _ = EventAppend::new(exe.clone(), format!("k{i}"), "bench.step", json!({"i": i}))
+                .prepare()
+                .unwrap();
+        }
+        println!("focus: prepare only {}", per_op(50_000, t.elapsed()));
+        return;
+    }
+    if std::env::var("AGENTRY_BENCH_FOCUS").as_deref() == Ok("snapshot") {
+        let store = SqliteStore::open_path(dir.path().join("focus.db"))
+            .await
+            .unwrap();
+        let n = 2_000;
+        let states: Vec<Value> = (0..n).map(|_| state_of(10 * 1024)).collect();
+        let t = Instant::now();
+        for (v, state) in states.into_iter().enumerate() {
+            store
+                .put_snapshot(NewSnapshot::new("focus", state, StateVersion(v as u64)).keep_last(3))
+                .await
+                .unwrap();
+        }
+        println!("focus: snapshot put 10 KiB {}", per_op(n, t.elapsed()));
+        let t = Instant::now();
+        for _ in 0..n {
+            store.get_snapshot("focus", None).await.unwrap().unwrap();
+        }
+        println!("focus: snapshot get 10 KiB {}", per_op(n, t.elapsed()));
+        let state = state_of(10 * 1024);
+        let t = Instant::now();
+        for _ in 0..n {
+            let c = canonical_json(&state);
+            let _ = sha256_hex(c.as_bytes());
+            let _: Value = serde_json::from_str(&c).unwrap();
+        }
+        println!(
+            "focus: canonical+sha+parse 10 KiB {}",
+            per_op(n, t.elapsed())
+        );
         return;
     }
     let mut raw: Option<Figures> = None;

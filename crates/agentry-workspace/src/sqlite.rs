@@ -3,9 +3,10 @@
 //! One writer thread owns the only write connection and is fed by a channel; it
 //! runs queued writes as a group inside one `BEGIN IMMEDIATE` transaction (each
 //! write in its own savepoint, so one failure never undoes another), which makes
-//! concurrent appends cheap without giving up atomicity. Reads run on a small pool
-//! of read-only connections inside `spawn_blocking`, so no SQLite call ever runs on
-//! an async worker thread. WAL mode lets readers proceed while the writer commits;
+//! concurrent appends cheap without giving up atomicity. Reads run on a few reader
+//! threads, each owning a read-only connection and sharing one job channel, so no
+//! SQLite call ever runs on an async worker thread. WAL mode lets readers proceed
+//! while the writer commits;
 //! several processes may open the same file and are serialised by SQLite's lock
 //! (with a busy timeout), which is what makes CAS and leases hold across processes.
 use std::path::{Path, PathBuf};
@@ -75,6 +76,8 @@ pub struct SqliteOptions {
     pub keep_last: Option<u32>,
     /// Most writes grouped into one transaction.
     pub max_group: usize,
+    /// Reader threads (each with its own read-only connection).
+    pub readers: usize,
 }
 
 impl SqliteOptions {
@@ -88,6 +91,7 @@ impl SqliteOptions {
             synchronous_full: false,
             keep_last: None,
             max_group: 256,
+            readers: 2,
         }
     }
 }
@@ -103,8 +107,11 @@ struct Inner {
     path: PathBuf,
     options: SqliteOptions,
     writer: Option<std_mpsc::Sender<Box<dyn WriteJob>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: std_mpsc::Sender<ReadJob>,
 }
+
+/// One queued read: gets the reader's connection (or the error opening it).
+type ReadJob = Box<dyn FnOnce(Result<&Connection, WorkspaceError>, &Path) + Send>;
 
 /// One queued write: runs inside the group transaction, replies after the commit.
 trait WriteJob: Send {
@@ -289,12 +296,13 @@ impl SqliteStore {
                     supported: SCHEMA_VERSION,
                 });
             }
+            let readers = start_readers(Some(conn), &path, &options)?;
             return Ok(Self {
                 inner: Arc::new(Inner {
                     path,
                     options,
                     writer: None,
-                    readers: Mutex::new(vec![conn]),
+                    readers,
                 }),
             });
         }
@@ -329,12 +337,13 @@ impl SqliteStore {
             .name("agentry-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx, max_group, wpath))
             .map_err(|e| WorkspaceError::Backend(format!("cannot start writer: {e}")))?;
+        let readers = start_readers(None, &path, &options)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 options,
                 writer: Some(tx),
-                readers: Mutex::new(Vec::new()),
+                readers,
             }),
         })
     }
@@ -376,7 +385,7 @@ impl SqliteStore {
             reply: Some(tx),
         });
         writer.send(job).map_err(|_| WorkspaceError::Closed)?;
-        rx.await.map_err(|_| WorkspaceError::Closed)?
+        await_reply(rx).await
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T, WorkspaceError>
@@ -384,43 +393,107 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &Path) -> Result<T, WorkspaceError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = inner.take_reader()?;
-            let r = f(&conn, &inner.path);
-            inner.return_reader(conn);
-            r
-        })
-        .await
-        .map_err(|e| WorkspaceError::Backend(format!("read task failed: {e}")))?
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn, path| {
+            let r = match conn {
+                Ok(c) => f(c, path),
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(r);
+        });
+        self.inner
+            .readers
+            .send(job)
+            .map_err(|_| WorkspaceError::Closed)?;
+        await_reply(rx).await
     }
 }
 
-impl Inner {
-    fn take_reader(&self) -> Result<Connection, WorkspaceError> {
-        if let Some(conn) = self.readers.lock().ok().and_then(|mut v| v.pop()) {
-            return Ok(conn);
+/// Waits for a reply from the writer or a reader. Most finish within tens of
+/// microseconds, so re-poll a few times (yielding to other tasks) before parking:
+/// the reply then does not pay for waking a sleeping runtime thread.
+async fn await_reply<T>(
+    mut rx: oneshot::Receiver<Result<T, WorkspaceError>>,
+) -> Result<T, WorkspaceError> {
+    let spin_until = std::time::Instant::now() + WRITER_SPIN;
+    while std::time::Instant::now() < spin_until {
+        match rx.try_recv() {
+            Ok(r) => return r,
+            Err(oneshot::error::TryRecvError::Closed) => return Err(WorkspaceError::Closed),
+            Err(oneshot::error::TryRecvError::Empty) => tokio::task::yield_now().await,
         }
-        let c = |e| classify(e, &self.path);
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(c)?;
-        configure(&conn, &self.options).map_err(c)?;
-        Ok(conn)
     }
+    rx.await.map_err(|_| WorkspaceError::Closed)?
+}
 
-    fn return_reader(&self, conn: Connection) {
-        if let Ok(mut v) = self.readers.lock()
-            && v.len() < 8
-        {
-            v.push(conn);
+fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connection, WorkspaceError> {
+    let c = |e| classify(e, path);
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(c)?;
+    configure(&conn, options).map_err(c)?;
+    Ok(conn)
+}
+
+fn start_readers(
+    first: Option<Connection>,
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<std_mpsc::Sender<ReadJob>, WorkspaceError> {
+    let (tx, rx) = std_mpsc::channel::<ReadJob>();
+    let rx = Arc::new(Mutex::new(rx));
+    let mut first = first;
+    for i in 0..options.readers.max(1) {
+        let (rx, path, options, conn) = (
+            rx.clone(),
+            path.to_path_buf(),
+            options.clone(),
+            first.take(),
+        );
+        std::thread::Builder::new()
+            .name(format!("agentry-sqlite-reader-{i}"))
+            .spawn(move || reader_loop(conn, &rx, &path, &options))
+            .map_err(|e| WorkspaceError::Backend(format!("cannot start reader: {e}")))?;
+    }
+    Ok(tx)
+}
+
+/// A reader thread: the one waiting for work holds the receiver's lock (plain
+/// thread, never an async task); the others queue on the lock.
+fn reader_loop(
+    mut conn: Option<Connection>,
+    rx: &Mutex<std_mpsc::Receiver<ReadJob>>,
+    path: &Path,
+    options: &SqliteOptions,
+) {
+    loop {
+        // Readers block at once: on a small machine a spinning reader would take
+        // the core the writer or the caller needs.
+        let job = match rx.lock() {
+            Ok(guard) => guard.recv().ok(),
+            Err(_) => None,
+        };
+        let Some(job) = job else { return };
+        if conn.is_none() {
+            match open_reader(path, options) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    job(Err(e), path);
+                    continue;
+                }
+            }
+        }
+        match &conn {
+            Some(c) => job(Ok(c), path),
+            None => job(Err(WorkspaceError::Closed), path),
         }
     }
 }
 
-/// How long the writer polls for the next write before blocking.
+/// How long the writer polls for the next write before blocking (and how long a
+/// caller re-polls for its reply before parking).
 const WRITER_SPIN: Duration = Duration::from_micros(50);
 
 fn writer_loop(
@@ -439,7 +512,7 @@ fn writer_loop(
                 Ok(j) => break Some(j),
                 Err(std_mpsc::TryRecvError::Disconnected) => break None,
                 Err(std_mpsc::TryRecvError::Empty) if std::time::Instant::now() < spin_until => {
-                    std::thread::yield_now();
+                    std::hint::spin_loop();
                 }
                 Err(std_mpsc::TryRecvError::Empty) => break rx.recv().ok(),
             }
