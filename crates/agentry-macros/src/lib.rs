@@ -1,4 +1,5 @@
-//! Procedural macros for Agentry.
+//! Procedural macros for Agentry: `#[action]` (below) and [`macro@auto_func`], which
+//! generates the body of an `async fn` that asks an agent for a typed answer.
 //!
 //! `#[action]` turns an `async fn` into an action: it keeps the function as written
 //! and generates
@@ -49,6 +50,8 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ExprLit, FnArg, ItemFn, Lit, Meta, Pat, ReturnType, Token, Type};
 
+mod auto_func;
+
 /// Turns an `async fn` into an action. See the crate documentation.
 #[proc_macro_attribute]
 pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -56,6 +59,67 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
         Ok(ts) => ts.into(),
         Err(e) => e.to_compile_error().into(),
     }
+}
+
+/// Generates the body of an `async fn` that asks an agent for a typed answer.
+///
+/// ```
+/// use agentry::{Agent, AgentryError, Runtime, auto_func};
+/// use schemars::JsonSchema;
+/// use serde::Deserialize;
+///
+/// #[derive(Debug, Deserialize, JsonSchema)]
+/// struct Summary {
+///     title: String,
+///     bullets: Vec<String>,
+/// }
+///
+/// /// Summarize the text as a title and at most `max_bullets` bullet points.
+/// #[auto_func]
+/// async fn summarize(agent: &Agent, text: String, max_bullets: u32) -> Result<Summary, AgentryError>;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), AgentryError> {
+/// let runtime = Runtime::builder().test_model().build()?;
+/// let agent = runtime.agent("summarizer");
+/// let summary: Summary = summarize(&agent, "Rust is a language.".into(), 3).await?;
+/// assert!(!summary.title.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The function runs one execution on the agent: its **input** is a JSON object of
+/// the parameters after the agent (`{"text": ..., "max_bullets": ...}`, each value
+/// serialized with `serde_json`), its **instruction** is the doc comment, and its
+/// **output contract** is the JSON Schema of the success type
+/// (`schemars::schema_for!(T)`); the answer is read with `Execution::data_as::<T>()`.
+///
+/// Rules, each checked with an error pointing at the offending part:
+///
+/// - the function is `async` and has a doc comment (the instruction);
+/// - it has no body (`...;`) or an empty one (`{}`): the macro writes it;
+/// - the first parameter is the agent, a shared reference `&Agent` (any path
+///   ending in `Agent`, any name and lifetime); it is not part of the input;
+/// - the other parameters are plain identifiers (their names are the input's keys;
+///   `r#` is dropped) whose types implement `serde::Serialize`; no `self`;
+/// - the return type is `Result<T, E>` (or an alias whose name ends in `Result` and
+///   whose first type argument is `T`, such as `anyhow::Result<T>`) with `T: DeserializeOwned + JsonSchema` and `E: From<AgentryError>` (typically
+///   `AgentryError`); an input that fails to serialize is reported as
+///   `AgentryError::Config`;
+/// - lifetime parameters are allowed; type and const parameters are not: the output
+///   schema is generated from `T` at compile time, so `T` must be a concrete type.
+///   `impl Serialize` arguments are fine.
+///
+/// Visibility, the name, the signature and all attributes (including the doc
+/// comment, which stays the function's documentation) are kept.
+///
+/// The generated code reaches the runtime through `::agentry` (and `serde_json` /
+/// `schemars` through `::agentry::__private`, so depending on `agentry` is
+/// enough); pass `#[auto_func(crate = "path::to::agentry")]` when `agentry` is
+/// reached through another path.
+#[proc_macro_attribute]
+pub fn auto_func(attr: TokenStream, item: TokenStream) -> TokenStream {
+    auto_func::expand(attr.into(), item.into()).into()
 }
 
 #[derive(Default)]

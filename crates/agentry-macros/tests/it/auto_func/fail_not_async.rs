@@ -1,0 +1,7 @@
+use agentry::{Agent, AgentryError, auto_func};
+
+/// Say hi.
+#[auto_func]
+fn greet(agent: &Agent, name: String) -> Result<String, AgentryError>;
+
+fn main() {}
