@@ -1,0 +1,104 @@
+//! A server written by others: `@modelcontextprotocol/server-everything` from npm,
+//! installed by `tests/install-third-party.sh` (never by the tests: they stay off the
+//! network). Missing → the test fails with the install command, unless
+//! `AGENTRY_SKIP_THIRD_PARTY_MCP=1`.
+use std::path::PathBuf;
+
+use agentry_actions::{ActionPolicy, ActionStatus};
+use agentry_mcp::{McpServerConfig, UseMcpOptions};
+use serde_json::json;
+
+use crate::common::*;
+
+fn everything() -> Option<McpServerConfig> {
+    let entry = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+        "tests/third_party/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+    );
+    if entry.is_file() {
+        return Some(
+            McpServerConfig::stdio(
+                "node",
+                [entry.to_string_lossy().into_owned(), "stdio".into()],
+            )
+            .connect_timeout(std::time::Duration::from_secs(60)),
+        );
+    }
+    if std::env::var("AGENTRY_SKIP_THIRD_PARTY_MCP").as_deref() == Ok("1") {
+        eprintln!("skipping: server-everything not installed and AGENTRY_SKIP_THIRD_PARTY_MCP=1");
+        return None;
+    }
+    panic!(
+        "third-party MCP server missing: {} does not exist.\n\
+         Run `crates/agentry-mcp/tests/install-third-party.sh` (needs node and npm), \
+         or set AGENTRY_SKIP_THIRD_PARTY_MCP=1 to skip this test.",
+        entry.display()
+    );
+}
+
+#[tokio::test]
+async fn server_everything_tools_work_as_actions() {
+    let Some(config) = everything() else { return };
+    let s = Setup::new(
+        "everything",
+        config,
+        UseMcpOptions::default(),
+        &ActionPolicy::new(),
+    )
+    .await;
+    let ids: Vec<String> = s.set.tools().into_iter().map(|t| t.action_id).collect();
+    for expected in ["echo", "get-sum", "get-tiny-image"] {
+        assert!(
+            ids.iter().any(|i| i == expected),
+            "{expected} missing from {ids:?}"
+        );
+    }
+    assert!(s.set.skipped().is_empty(), "{:?}", s.set.skipped());
+    let spec = s
+        .dispatcher
+        .registry()
+        .get("get-sum")
+        .unwrap()
+        .spec()
+        .clone();
+    assert_eq!(
+        spec.side_effect,
+        agentry_actions::SideEffect::Read,
+        "readOnlyHint is honoured"
+    );
+
+    let r = s.call("echo", json!({"message": "hi there"})).await;
+    assert_eq!(r.status, ActionStatus::Success, "{r:?}");
+    assert!(
+        r.data
+            .as_ref()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("hi there"),
+        "{r:?}"
+    );
+
+    let r = s.call("get-sum", json!({"a": 2, "b": 40})).await;
+    assert_eq!(r.status, ActionStatus::Success, "{r:?}");
+    assert!(r.data.as_ref().unwrap().to_string().contains("42"), "{r:?}");
+
+    let r = s.call("get-tiny-image", json!({})).await;
+    assert_eq!(r.status, ActionStatus::Success, "{r:?}");
+    let parts = r.data.as_ref().unwrap()["content"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        parts
+            .iter()
+            .any(|p| p["type"] == "image" && p["mimeType"] == "image/png"),
+        "{parts:?}"
+    );
+
+    // Wrong argument types are refused locally, by the tool's own schema.
+    let r = s.call("get-sum", json!({"a": "two", "b": 40})).await;
+    assert_eq!(r.error_code(), Some("action.input.schema_violation"));
+
+    assert!(s.server.health().await.is_ok());
+    s.server.release().await;
+}
