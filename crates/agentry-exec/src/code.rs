@@ -79,13 +79,15 @@ pub(crate) async fn run_code(
     code: &str,
     timeout_ms: Option<u64>,
 ) -> Result<Value, ActionFailure> {
-    let level = rt.sandbox.level_for(opts.sandbox).map_err(ExecError::into_failure)?;
+    let level = rt
+        .sandbox
+        .level_for(opts.sandbox)
+        .map_err(ExecError::into_failure)?;
     let interpreter = rt
         .interpreter
         .clone()
         .ok_or_else(|| ExecError::InterpreterMissing(opts.program.clone()).into_failure())?;
-    std::fs::create_dir_all(&opts.scratch_base)
-        .map_err(|e| ExecError::from(e).into_failure())?;
+    std::fs::create_dir_all(&opts.scratch_base).map_err(|e| ExecError::from(e).into_failure())?;
     let scratch = tempfile::Builder::new()
         .prefix("agentry-code-")
         .tempdir_in(&opts.scratch_base)
@@ -123,7 +125,10 @@ pub(crate) async fn run_code(
         network: false,
         chdir: Some(dir.clone()),
     };
-    let argv = rt.sandbox.wrap(level, &layout, argv).map_err(ExecError::into_failure)?;
+    let argv = rt
+        .sandbox
+        .wrap(level, &layout, argv)
+        .map_err(ExecError::into_failure)?;
     let mut limits = opts.limits;
     if let Some(ms) = timeout_ms {
         limits.timeout = limits.timeout.min(Duration::from_millis(ms.max(1)));
@@ -174,10 +179,16 @@ fn read_result(path: &std::path::Path, cap: usize) -> (Value, Value) {
         return (Value::Null, json!("could not read the result file"));
     }
     if buf.len() > cap {
-        return (Value::Null, json!(format!("the result is larger than {cap} bytes")));
+        return (
+            Value::Null,
+            json!(format!("the result is larger than {cap} bytes")),
+        );
     }
     match serde_json::from_slice(&buf) {
         Ok(v) => (v, Value::Null),
-        Err(e) => (Value::Null, json!(ExecError::ResultNotJson(e.to_string()).to_string())),
+        Err(e) => (
+            Value::Null,
+            json!(ExecError::ResultNotJson(e.to_string()).to_string()),
+        ),
     }
 }

@@ -150,7 +150,9 @@ pub enum ExecError {
     #[error("old_string not found in `{0}`")]
     EditNoMatch(String),
     /// `old_string` occurs several times and `replace_all` was not set.
-    #[error("old_string occurs {count} times in `{path}`; pass replace_all or a longer, unique old_string")]
+    #[error(
+        "old_string occurs {count} times in `{path}`; pass replace_all or a longer, unique old_string"
+    )]
     EditNotUnique {
         /// The path.
         path: String,
@@ -277,7 +279,11 @@ impl ExecError {
     /// code), so a host can tell a rule's refusal from a failure even where the
     /// record status is `error`.
     pub fn into_failure_with(self, extra: Option<Value>) -> ActionFailure {
-        let status = if self.is_blocked() { "blocked" } else { "error" };
+        let status = if self.is_blocked() {
+            "blocked"
+        } else {
+            "error"
+        };
         let mut data = json!({"status": status, "reason": self.code()});
         if let (Some(Value::Object(extra)), Some(obj)) = (extra, data.as_object_mut()) {
             for (k, v) in extra {
@@ -287,7 +293,6 @@ impl ExecError {
         ActionFailure::new(self.code(), self.to_string()).with_data(data)
     }
 }
-
 
 impl From<std::io::Error> for ExecError {
     fn from(e: std::io::Error) -> Self {

@@ -396,12 +396,17 @@ impl FileOps {
                 }
             }
         }
-        Ok(json!({"query": i.query, "matches": matches, "truncated": truncated, "skipped_large_files": skipped}))
+        Ok(
+            json!({"query": i.query, "matches": matches, "truncated": truncated, "skipped_large_files": skipped}),
+        )
     }
 
     /// Reads a bounded range; returns the JSON result and, for a full read, the
     /// whole file's sha256.
-    pub(crate) fn read(&self, i: ReadInput) -> Result<(Value, Option<(PathBuf, String)>), ExecError> {
+    pub(crate) fn read(
+        &self,
+        i: ReadInput,
+    ) -> Result<(Value, Option<(PathBuf, String)>), ExecError> {
         let p = self.root().resolve(&i.path)?;
         let meta = std::fs::metadata(p.as_path())
             .map_err(|_| ExecError::NotFound(p.relative().to_owned()))?;
@@ -471,7 +476,9 @@ impl FileOps {
         }
         let bytes = std::fs::read(src.as_path())?;
         write_contained(&dst, &bytes, false)?;
-        Ok(json!({"source_path": src.relative(), "path": dst.relative(), "bytes": bytes.len(), "sha256": sha256_hex(&bytes)}))
+        Ok(
+            json!({"source_path": src.relative(), "path": dst.relative(), "bytes": bytes.len(), "sha256": sha256_hex(&bytes)}),
+        )
     }
 }
 

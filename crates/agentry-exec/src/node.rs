@@ -32,15 +32,17 @@ pub(crate) struct NodeInput {
 
 /// Runs the file as a script in this context, and at exit writes `result` (a
 /// top-level `var`, `let` or `const`) as JSON to the result path.
-const LAUNCHER: &str = r#"const fs = require('fs'), vm = require('vm');
-const [p, r] = process.argv.slice(-2);
-globalThis.require = require;
-process.on('exit', () => {
-  let v;
-  try { v = vm.runInThisContext('typeof result === "undefined" ? undefined : result'); } catch (e) { return; }
-  if (v !== undefined) { try { fs.writeFileSync(r, JSON.stringify(v) ?? 'null'); } catch (e) {} }
-});
-vm.runInThisContext(fs.readFileSync(p, 'utf8'), { filename: 'main.js' });
+const LAUNCHER: &str = r#"(() => {
+  const fs = require('fs'), vm = require('vm');
+  const [p, r] = process.argv.slice(-2);
+  globalThis.require = require;
+  process.on('exit', () => {
+    let v;
+    try { v = vm.runInThisContext('typeof result === "undefined" ? undefined : result'); } catch (e) { return; }
+    if (v !== undefined) { try { fs.writeFileSync(r, JSON.stringify(v) ?? 'null'); } catch (e) {} }
+  });
+  vm.runInThisContext(fs.readFileSync(p, 'utf8'), { filename: 'main.js' });
+})();
 "#;
 
 fn args(opts: &CodeOptions) -> Vec<OsString> {

@@ -262,7 +262,9 @@ pub async fn run(spec: ProcessSpec) -> Result<ProcessOutput, ExecError> {
             s,
             spec.limits.stdout_cap,
             spec.limits.spill_cap,
-            spec.spill_dir.clone().map(|d| d.join(format!("stdout-{tag}.txt"))),
+            spec.spill_dir
+                .clone()
+                .map(|d| d.join(format!("stdout-{tag}.txt"))),
         ))
     });
     let err_task = child.stderr.take().map(|s| {
@@ -270,12 +272,13 @@ pub async fn run(spec: ProcessSpec) -> Result<ProcessOutput, ExecError> {
             s,
             spec.limits.stderr_cap,
             spec.limits.spill_cap,
-            spec.spill_dir.clone().map(|d| d.join(format!("stderr-{tag}.txt"))),
+            spec.spill_dir
+                .clone()
+                .map(|d| d.join(format!("stderr-{tag}.txt"))),
         ))
     });
 
-    let (status, timed_out) = match tokio::time::timeout(spec.limits.timeout, child.wait()).await
-    {
+    let (status, timed_out) = match tokio::time::timeout(spec.limits.timeout, child.wait()).await {
         Ok(status) => (status.ok(), false),
         Err(_) => {
             guard.signal(Signal::SIGTERM);

@@ -41,7 +41,9 @@ use agentry_actions::{
     ActionFailure, ApprovalDecision, ApprovalHandler, ApprovalMode, ApprovalRequest, CallSource,
     FailClosed, HOST_ROUND, ResourceRequirement, ResourceResolver, SideEffect,
 };
-use agentry_core::{ActionCallId, Emitter, ErrorCode, EventType, ExecutionId, Level, NewEvent, RunContext};
+use agentry_core::{
+    ActionCallId, Emitter, ErrorCode, EventType, ExecutionId, Level, NewEvent, RunContext,
+};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -130,13 +132,12 @@ impl PermissionProfile {
     pub fn allows(self, cap: Capability) -> bool {
         use Capability::*;
         use PermissionProfile::*;
-        match (self, cap) {
-            (Trusted, _) => true,
-            (InstallCapableShell, _) => true,
-            (LocalFiles, Write | Exec) => true,
-            (NetworkRead, Network) => true,
-            _ => false,
-        }
+        matches!(
+            (self, cap),
+            (Trusted | InstallCapableShell, _)
+                | (LocalFiles, Write | Exec)
+                | (NetworkRead, Network)
+        )
     }
 
     /// Checks every capability in `needs`.
@@ -160,7 +161,9 @@ impl FromStr for PermissionProfile {
             "network_read" => Ok(Self::NetworkRead),
             "install_capable_shell" => Ok(Self::InstallCapableShell),
             "trusted" => Ok(Self::Trusted),
-            other => Err(ExecError::InvalidOption(format!("permission profile `{other}`"))),
+            other => Err(ExecError::InvalidOption(format!(
+                "permission profile `{other}`"
+            ))),
         }
     }
 }
@@ -268,7 +271,10 @@ pub trait ResourceProvider: Send + Sync + fmt::Debug {
     /// The kind it provides.
     fn kind(&self) -> &str;
     /// Creates a ready resource.
-    fn ensure<'a>(&'a self, request: &'a EnsureRequest) -> BoxFuture<'a, Result<Resource, ExecError>>;
+    fn ensure<'a>(
+        &'a self,
+        request: &'a EnsureRequest,
+    ) -> BoxFuture<'a, Result<Resource, ExecError>>;
     /// Whether a live resource is still usable (run before every reuse).
     fn health_check<'a>(&'a self, _resource: &'a Resource) -> BoxFuture<'a, bool> {
         Box::pin(async { true })
@@ -304,7 +310,9 @@ pub struct FnProvider {
 
 impl fmt::Debug for FnProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FnProvider").field("kind", &self.kind).finish()
+        f.debug_struct("FnProvider")
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
@@ -331,7 +339,10 @@ impl ResourceProvider for FnProvider {
     fn kind(&self) -> &str {
         &self.kind
     }
-    fn ensure<'a>(&'a self, request: &'a EnsureRequest) -> BoxFuture<'a, Result<Resource, ExecError>> {
+    fn ensure<'a>(
+        &'a self,
+        request: &'a EnsureRequest,
+    ) -> BoxFuture<'a, Result<Resource, ExecError>> {
         Box::pin(async move { (self.ensure)(request) })
     }
     fn health_check<'a>(&'a self, resource: &'a Resource) -> BoxFuture<'a, bool> {
@@ -363,7 +374,10 @@ pub struct ResourceHandle {
 
 impl fmt::Debug for ResourceHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResourceHandle").field("id", &self.id).field("key", &self.key).finish()
+        f.debug_struct("ResourceHandle")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -466,7 +480,16 @@ impl ResourceManager {
         }
     }
 
-    fn rebuild(&self, f: impl FnOnce(&mut (Arc<dyn ApprovalHandler>, ApprovalMode, Option<(Emitter, Arc<RunContext>)>))) -> Self {
+    fn rebuild(
+        &self,
+        f: impl FnOnce(
+            &mut (
+                Arc<dyn ApprovalHandler>,
+                ApprovalMode,
+                Option<(Emitter, Arc<RunContext>)>,
+            ),
+        ),
+    ) -> Self {
         let mut parts = (
             self.inner.approval.clone(),
             self.inner.approval_mode,
@@ -528,7 +551,13 @@ impl ResourceManager {
             .unwrap_or_default()
     }
 
-    async fn emit(&self, ty: &'static str, level: Level, payload: Value, error: Option<&ExecError>) {
+    async fn emit(
+        &self,
+        ty: &'static str,
+        level: Level,
+        payload: Value,
+        error: Option<&ExecError>,
+    ) {
         if let Some((emitter, run)) = &self.inner.events {
             let mut ev = NewEvent::new(EventType::from_static(ty))
                 .source(SOURCE)
@@ -579,11 +608,10 @@ impl ResourceManager {
     ) -> Result<ResourceHandle, ExecError> {
         let owner = Self::owner_of(spec, call);
         let key = Self::key_of(spec, &owner);
-        let payload = |id: Option<&str>, refs: usize| {
-            json!({"kind": key.kind, "scope": key.scope, "owner": key.owner, "resource_id": id, "ref_count": refs})
-        };
+        let payload = |id: Option<&str>, refs: usize| json!({"kind": key.kind, "scope": key.scope, "owner": key.owner, "resource_id": id, "ref_count": refs});
         let fail = |e: ExecError| async {
-            self.emit("resource.failed", Level::Error, payload(None, 0), Some(&e)).await;
+            self.emit("resource.failed", Level::Error, payload(None, 0), Some(&e))
+                .await;
             Err(e)
         };
         if let Err(e) = self.inner.profile.check(&spec.needs) {
@@ -605,17 +633,37 @@ impl ResourceManager {
             .ok()
             .map(|mut s| s.entry(key.clone()).or_default().clone());
         let Some(slot) = slot else {
-            return fail(ExecError::ResourceFailed { kind: spec.kind.clone(), message: "registry poisoned".into() }).await;
+            return fail(ExecError::ResourceFailed {
+                kind: spec.kind.clone(),
+                message: "registry poisoned".into(),
+            })
+            .await;
         };
         let mut guard = slot.lock().await;
         if let Some(live) = guard.as_mut() {
             if live.provider.health_check(&live.resource).await {
                 live.ref_count += 1;
-                let handle = ResourceHandle { key: key.clone(), id: live.id.clone(), resource: live.resource.clone() };
-                self.emit("resource.reused", Level::Info, payload(Some(&live.id), live.ref_count), None).await;
+                let handle = ResourceHandle {
+                    key: key.clone(),
+                    id: live.id.clone(),
+                    resource: live.resource.clone(),
+                };
+                self.emit(
+                    "resource.reused",
+                    Level::Info,
+                    payload(Some(&live.id), live.ref_count),
+                    None,
+                )
+                .await;
                 return Ok(handle);
             }
-            self.emit("resource.unhealthy", Level::Warning, payload(Some(&live.id), live.ref_count), None).await;
+            self.emit(
+                "resource.unhealthy",
+                Level::Warning,
+                payload(Some(&live.id), live.ref_count),
+                None,
+            )
+            .await;
             if let Some(old) = guard.take() {
                 self.close(&key, old).await;
             }
@@ -623,27 +671,53 @@ impl ResourceManager {
         if let Err(e) = self.approve(spec, &owner, call).await {
             return fail(e).await;
         }
-        let request = EnsureRequest { spec: spec.clone(), owner: owner.clone(), profile: self.inner.profile };
+        let request = EnsureRequest {
+            spec: spec.clone(),
+            owner: owner.clone(),
+            profile: self.inner.profile,
+        };
         let resource = match provider.ensure(&request).await {
             Ok(r) => r,
             Err(e) => return fail(e).await,
         };
-        let id = format!("{}:{}", spec.kind, self.inner.next_id.fetch_add(1, Ordering::Relaxed));
-        *guard = Some(Live { id: id.clone(), resource: resource.clone(), provider, ref_count: 1 });
-        self.emit("resource.ready", Level::Info, payload(Some(&id), 1), None).await;
+        let id = format!(
+            "{}:{}",
+            spec.kind,
+            self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        *guard = Some(Live {
+            id: id.clone(),
+            resource: resource.clone(),
+            provider,
+            ref_count: 1,
+        });
+        self.emit("resource.ready", Level::Info, payload(Some(&id), 1), None)
+            .await;
         Ok(ResourceHandle { key, id, resource })
     }
 
-    async fn approve(&self, spec: &ResourceSpec, owner: &str, call: Option<&ActionCallId>) -> Result<(), ExecError> {
+    async fn approve(
+        &self,
+        spec: &ResourceSpec,
+        owner: &str,
+        call: Option<&ActionCallId>,
+    ) -> Result<(), ExecError> {
         let needed = spec.approval_required || self.inner.approval_mode == ApprovalMode::Always;
         if !needed {
             return Ok(());
         }
         if self.inner.approval_mode == ApprovalMode::Never {
-            return Err(ExecError::ResourceApprovalDenied { kind: spec.kind.clone(), reason: "approval mode is `never`".into() });
+            return Err(ExecError::ResourceApprovalDenied {
+                kind: spec.kind.clone(),
+                reason: "approval mode is `never`".into(),
+            });
         }
-        let call_id = call.cloned().unwrap_or_else(|| ActionCallId::new(ExecutionId::new(), HOST_ROUND, 0));
-        let side_effect = if spec.needs.contains(&Capability::Exec) || spec.needs.contains(&Capability::Install) {
+        let call_id = call
+            .cloned()
+            .unwrap_or_else(|| ActionCallId::new(ExecutionId::new(), HOST_ROUND, 0));
+        let side_effect = if spec.needs.contains(&Capability::Exec)
+            || spec.needs.contains(&Capability::Install)
+        {
             SideEffect::Exec
         } else if spec.needs.contains(&Capability::Write) {
             SideEffect::Write
@@ -662,9 +736,18 @@ impl ResourceManager {
         };
         match self.inner.approval.decide(&request).await {
             ApprovalDecision::Approve | ApprovalDecision::ApproveWithInput(_) => Ok(()),
-            ApprovalDecision::Deny { reason } => Err(ExecError::ResourceApprovalDenied { kind: spec.kind.clone(), reason }),
+            ApprovalDecision::Deny { reason } => Err(ExecError::ResourceApprovalDenied {
+                kind: spec.kind.clone(),
+                reason,
+            }),
             ApprovalDecision::Pending => {
-                self.emit("resource.approval_required", Level::Warning, json!({"kind": spec.kind, "request_id": request.request_id}), None).await;
+                self.emit(
+                    "resource.approval_required",
+                    Level::Warning,
+                    json!({"kind": spec.kind, "request_id": request.request_id}),
+                    None,
+                )
+                .await;
                 Err(ExecError::ResourceApprovalRequired(spec.kind.clone()))
             }
         }
@@ -674,15 +757,24 @@ impl ResourceManager {
         let payload = json!({"kind": key.kind, "scope": key.scope, "owner": key.owner, "resource_id": live.id});
         match live.provider.release(live.resource).await {
             Ok(()) => {
-                self.emit("resource.released", Level::Info, payload, None).await;
+                self.emit("resource.released", Level::Info, payload, None)
+                    .await;
                 None
             }
             Err(e) => {
-                let e = ExecError::ReleaseFailed { kind: key.kind.clone(), message: e.to_string() };
+                let e = ExecError::ReleaseFailed {
+                    kind: key.kind.clone(),
+                    message: e.to_string(),
+                };
                 tracing::warn!(resource = %live.id, error = %e, "resource release failed");
-                self.emit("resource.failed", Level::Error, payload, Some(&e)).await;
+                self.emit("resource.failed", Level::Error, payload, Some(&e))
+                    .await;
                 if let Ok(mut f) = self.inner.failures.lock() {
-                    f.push(ReleaseFailure { id: live.id, key: key.clone(), message: e.to_string() });
+                    f.push(ReleaseFailure {
+                        id: live.id,
+                        key: key.clone(),
+                        message: e.to_string(),
+                    });
                 }
                 Some(e)
             }
@@ -690,7 +782,11 @@ impl ResourceManager {
     }
 
     fn slot(&self, key: &ResourceKey) -> Option<Slot> {
-        self.inner.slots.lock().ok().and_then(|s| s.get(key).cloned())
+        self.inner
+            .slots
+            .lock()
+            .ok()
+            .and_then(|s| s.get(key).cloned())
     }
 
     fn forget(&self, key: &ResourceKey) {
@@ -727,15 +823,25 @@ impl ResourceManager {
 
     /// Closes every live resource of `scope` owned by `owner` (e.g. an execution's
     /// resources when it ends). Returns how many were closed, or every release error.
-    pub async fn release_scope(&self, scope: ResourceScope, owner: &str) -> Result<usize, Vec<ExecError>> {
+    pub async fn release_scope(
+        &self,
+        scope: ResourceScope,
+        owner: &str,
+    ) -> Result<usize, Vec<ExecError>> {
         let keys: Vec<ResourceKey> = match self.inner.slots.lock() {
-            Ok(s) => s.keys().filter(|k| k.scope == scope && k.owner == owner).cloned().collect(),
+            Ok(s) => s
+                .keys()
+                .filter(|k| k.scope == scope && k.owner == owner)
+                .cloned()
+                .collect(),
             Err(_) => Vec::new(),
         };
         let mut closed = 0;
         let mut errors = Vec::new();
         for key in keys {
-            let Some(slot) = self.slot(&key) else { continue };
+            let Some(slot) = self.slot(&key) else {
+                continue;
+            };
             let live = slot.lock().await.take();
             self.forget(&key);
             if let Some(live) = live {
@@ -745,7 +851,11 @@ impl ResourceManager {
                 }
             }
         }
-        if errors.is_empty() { Ok(closed) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(closed)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -756,7 +866,8 @@ impl ResourceResolver for ResourceManager {
         call_id: &'a ActionCallId,
     ) -> BoxFuture<'a, Result<Resource, ActionFailure>> {
         Box::pin(async move {
-            let spec = ResourceSpec::from_requirement(requirement).map_err(ExecError::into_failure)?;
+            let spec =
+                ResourceSpec::from_requirement(requirement).map_err(ExecError::into_failure)?;
             let handle = ResourceManager::ensure(self, &spec, Some(call_id))
                 .await
                 .map_err(|e| {
@@ -775,7 +886,13 @@ impl ResourceResolver for ResourceManager {
 
     fn release<'a>(&'a self, call_id: &'a ActionCallId) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let held = self.inner.holds.lock().ok().and_then(|mut h| h.remove(call_id)).unwrap_or_default();
+            let held = self
+                .inner
+                .holds
+                .lock()
+                .ok()
+                .and_then(|mut h| h.remove(call_id))
+                .unwrap_or_default();
             for handle in held {
                 // Failures are recorded by `close` (event, warning, release_failures).
                 let _ = ResourceManager::release(self, handle).await;
@@ -796,13 +913,23 @@ mod tests {
         assert!(PermissionProfile::LocalFiles.check(&[Network]).is_err());
         assert!(PermissionProfile::NetworkRead.check(&[Network]).is_ok());
         assert!(PermissionProfile::NetworkRead.check(&[Exec]).is_err());
-        assert!(PermissionProfile::Trusted.check(&[Install, Network]).is_ok());
-        assert_eq!("trusted".parse::<PermissionProfile>().unwrap(), PermissionProfile::Trusted);
+        assert!(
+            PermissionProfile::Trusted
+                .check(&[Install, Network])
+                .is_ok()
+        );
+        assert_eq!(
+            "trusted".parse::<PermissionProfile>().unwrap(),
+            PermissionProfile::Trusted
+        );
     }
 
     #[test]
     fn spec_round_trips_through_requirement() {
-        let s = ResourceSpec::new("sqlite").scope(ResourceScope::Execution).needs(Capability::Write).settings(json!({"db": "x"}));
+        let s = ResourceSpec::new("sqlite")
+            .scope(ResourceScope::Execution)
+            .needs(Capability::Write)
+            .settings(json!({"db": "x"}));
         let back = ResourceSpec::from_requirement(&s.to_requirement()).unwrap();
         assert_eq!(back, s);
         let foreign = ResourceRequirement::new("browser").with_config(json!({"headless": true}));

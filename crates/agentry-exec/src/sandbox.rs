@@ -245,13 +245,14 @@ mod tests {
             IsolationLevel::None
         );
         let err = none.level_for(SandboxMode::Required).unwrap_err();
-        assert_eq!(
-            agentry_core::ErrorCode::code(&err),
-            "sandbox.unavailable"
-        );
+        assert_eq!(agentry_core::ErrorCode::code(&err), "sandbox.unavailable");
         assert!(
-            none.wrap(IsolationLevel::Bubblewrap, &SandboxLayout::default(), vec![])
-                .is_err()
+            none.wrap(
+                IsolationLevel::Bubblewrap,
+                &SandboxLayout::default(),
+                vec![]
+            )
+            .is_err()
         );
     }
 

@@ -73,22 +73,80 @@ pub enum CommandProfile {
 }
 
 const READ_ONLY: &[&str] = &[
-    "ls", "cat", "head", "tail", "wc", "grep", "rg", "find", "pwd", "echo", "date", "whoami",
-    "stat", "file", "du", "sort", "uniq", "diff", "tree", "true", "false", "basename", "dirname",
-    "git status", "git log", "git diff", "git show", "git rev-parse", "git branch", "git ls-files",
+    "ls",
+    "cat",
+    "head",
+    "tail",
+    "wc",
+    "grep",
+    "rg",
+    "find",
+    "pwd",
+    "echo",
+    "date",
+    "whoami",
+    "stat",
+    "file",
+    "du",
+    "sort",
+    "uniq",
+    "diff",
+    "tree",
+    "true",
+    "false",
+    "basename",
+    "dirname",
+    "git status",
+    "git log",
+    "git diff",
+    "git show",
+    "git rev-parse",
+    "git branch",
+    "git ls-files",
 ];
 
 const BUILD_AND_TEST: &[&str] = &[
-    "cargo build", "cargo test", "cargo check", "cargo clippy", "cargo fmt", "cargo metadata",
-    "cargo tree", "cargo run", "make", "pytest", "python -m pytest", "python3 -m pytest",
-    "npm test", "npm run test", "npm run build", "npm run lint", "go test", "go build", "go vet",
+    "cargo build",
+    "cargo test",
+    "cargo check",
+    "cargo clippy",
+    "cargo fmt",
+    "cargo metadata",
+    "cargo tree",
+    "cargo run",
+    "make",
+    "pytest",
+    "python -m pytest",
+    "python3 -m pytest",
+    "npm test",
+    "npm run test",
+    "npm run build",
+    "npm run lint",
+    "go test",
+    "go build",
+    "go vet",
 ];
 
 /// Flags that turn an allowed read-only command into a writer or an executor.
 const DANGEROUS_FLAGS: &[(&str, &[&str])] = &[
-    ("find", &["-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0", "-fprintf", "-fls"]),
+    (
+        "find",
+        &[
+            "-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0", "-fprintf",
+            "-fls",
+        ],
+    ),
     ("sort", &["-o", "--output"]),
-    ("git", &["--output", "--ext-diff", "-c", "--exec-path", "--upload-pack"]),
+    (
+        "git",
+        &[
+            "--output",
+            "--ext-diff",
+            "-c",
+            "--exec-path",
+            "--upload-pack",
+        ],
+    ),
     ("rg", &["--pre"]),
 ];
 
@@ -127,11 +185,17 @@ impl CommandProfile {
             return Err(ExecError::EmptyCommand);
         };
         if argv.iter().any(|a| a.contains('\0')) {
-            return Err(ExecError::CommandNotAllowed("NUL byte in an argument".into()));
+            return Err(ExecError::CommandNotAllowed(
+                "NUL byte in an argument".into(),
+            ));
         }
         let allowed = match self {
             Self::AllowList(list) => list.iter().any(|p| p.matches(argv)),
-            _ => self.builtin().unwrap_or_default().iter().any(|p| p.matches(argv)),
+            _ => self
+                .builtin()
+                .unwrap_or_default()
+                .iter()
+                .any(|p| p.matches(argv)),
         };
         if !allowed {
             return Err(ExecError::CommandNotAllowed(format!(
@@ -259,7 +323,11 @@ pub(crate) fn finish(out: &ProcessOutput, data: Value) -> Result<Value, ActionFa
 
 /// The runtime from the call's resource, or a fresh one when the action runs
 /// outside a resource manager (direct host use).
-pub(crate) fn runtime_of(ctx: &ActionContext, kind: &str, fallback: &RuntimeProvider) -> Result<Arc<ExecRuntime>, ExecError> {
+pub(crate) fn runtime_of(
+    ctx: &ActionContext,
+    kind: &str,
+    fallback: &RuntimeProvider,
+) -> Result<Arc<ExecRuntime>, ExecError> {
     match ctx.resource::<ExecRuntime>(kind) {
         Some(rt) => Ok(rt),
         None => fallback.runtime().map(Arc::new),
@@ -273,7 +341,9 @@ pub(crate) async fn run_command(
     spill_dir: PathBuf,
     input: CommandInput,
 ) -> Result<Value, ActionFailure> {
-    opts.profile.check(&input.argv).map_err(ExecError::into_failure)?;
+    opts.profile
+        .check(&input.argv)
+        .map_err(ExecError::into_failure)?;
     let shown = input.workdir.clone().unwrap_or_else(|| ".".into());
     let workdir = opts.root.dir(&shown).map_err(|e| match e {
         ExecError::NotFound(_) => e.into_failure(),
@@ -283,7 +353,10 @@ pub(crate) async fn run_command(
         }
         .into_failure(),
     })?;
-    let level = rt.sandbox.level_for(opts.sandbox).map_err(ExecError::into_failure)?;
+    let level = rt
+        .sandbox
+        .level_for(opts.sandbox)
+        .map_err(ExecError::into_failure)?;
     let layout = SandboxLayout {
         writable: if opts.writable_root {
             vec![opts.root.path().to_path_buf()]
@@ -294,7 +367,10 @@ pub(crate) async fn run_command(
         chdir: Some(workdir.as_path().to_path_buf()),
     };
     let argv: Vec<OsString> = input.argv.iter().map(OsString::from).collect();
-    let argv = rt.sandbox.wrap(level, &layout, argv).map_err(ExecError::into_failure)?;
+    let argv = rt
+        .sandbox
+        .wrap(level, &layout, argv)
+        .map_err(ExecError::into_failure)?;
     let mut limits = opts.limits;
     if let Some(ms) = input.timeout_ms {
         limits.timeout = limits.timeout.min(Duration::from_millis(ms.max(1)));
@@ -325,8 +401,15 @@ pub(crate) async fn run_command(
 }
 
 /// The `run_command` action and its resource requirement.
+///
+/// The `shell` resource it declares needs the profile's `exec` capability, except
+/// with [`CommandProfile::ReadOnly`], which only admits read-only diagnostics.
 pub fn command_action(opts: ShellOptions) -> FnAction {
     let id = opts.action_id.clone();
+    let mut requirement = ResourceSpec::new("shell").scope(ResourceScope::Agent);
+    if opts.profile != CommandProfile::ReadOnly {
+        requirement = requirement.needs(Capability::Exec);
+    }
     let opts = Arc::new(opts);
     let fallback = RuntimeProvider::shell();
     typed::<CommandInput, _, _>(
@@ -345,12 +428,7 @@ pub fn command_action(opts: ShellOptions) -> FnAction {
     .side_effect(SideEffect::Exec)
     .sandboxed(true)
     .tag("shell")
-    .resource(
-        ResourceSpec::new("shell")
-            .scope(ResourceScope::Agent)
-            .needs(Capability::Exec)
-            .to_requirement(),
-    )
+    .resource(requirement.to_requirement())
 }
 
 #[cfg(test)]
@@ -378,7 +456,10 @@ mod tests {
         assert!(p.check(&argv(&["cargo", "install", "x"])).is_err());
         assert!(p.check(&argv(&["rm", "-rf", "/"])).is_err());
         assert!(p.check(&argv(&["find", ".", "-delete"])).is_err());
-        assert!(p.check(&argv(&["find", ".", "-exec", "rm", "{}", ";"])).is_err());
+        assert!(
+            p.check(&argv(&["find", ".", "-exec", "rm", "{}", ";"]))
+                .is_err()
+        );
         assert!(p.check(&argv(&["git", "diff", "--output=x"])).is_err());
         assert!(p.check(&argv(&["./ls"])).is_err());
         assert!(p.check(&argv(&["/tmp/evil/ls"])).is_err());

@@ -12,10 +12,19 @@ fn root() -> (tempfile::TempDir, Root) {
 #[tokio::test]
 async fn argv_metacharacters_are_literal() {
     let (_d, r) = root();
-    for arg in ["a; touch pwned", "x && touch pwned", "$(touch pwned)", "`touch pwned`", "| cat"] {
-        let out = run(ProcessSpec::new(vec!["echo".into(), arg.into()], &r.dir(".").unwrap()))
-            .await
-            .unwrap();
+    for arg in [
+        "a; touch pwned",
+        "x && touch pwned",
+        "$(touch pwned)",
+        "`touch pwned`",
+        "| cat",
+    ] {
+        let out = run(ProcessSpec::new(
+            vec!["echo".into(), arg.into()],
+            &r.dir(".").unwrap(),
+        ))
+        .await
+        .unwrap();
         assert_eq!(out.stdout.text(), format!("{arg}\n"));
     }
     assert!(!r.path().join("pwned").exists());
@@ -32,7 +41,10 @@ async fn environment_is_cleared() {
         .unwrap();
     let text = out.stdout.text();
     let keys: Vec<&str> = text.lines().filter_map(|l| l.split('=').next()).collect();
-    assert!(keys.iter().all(|k| ["PATH", "LANG"].contains(k)), "{keys:?}");
+    assert!(
+        keys.iter().all(|k| ["PATH", "LANG"].contains(k)),
+        "{keys:?}"
+    );
 }
 
 #[tokio::test]
@@ -45,10 +57,17 @@ async fn timeout_kills_the_whole_group() {
         m = marker.display()
     );
     let started = Instant::now();
-    let out = run(ProcessSpec::new(vec!["sh".into(), "-c".into(), script.into()], &r.dir(".").unwrap())
-        .limits(Limits { timeout: Duration::from_millis(400), grace: Duration::from_millis(200), ..Limits::default() }))
-        .await
-        .unwrap();
+    let out = run(ProcessSpec::new(
+        vec!["sh".into(), "-c".into(), script.into()],
+        &r.dir(".").unwrap(),
+    )
+    .limits(Limits {
+        timeout: Duration::from_millis(400),
+        grace: Duration::from_millis(200),
+        ..Limits::default()
+    }))
+    .await
+    .unwrap();
     assert!(out.timed_out);
     assert_eq!(out.exit_code, TIMEOUT_EXIT_CODE);
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -61,7 +80,10 @@ async fn timeout_kills_the_whole_group() {
 fn alive(pid: &str) -> bool {
     // A zombie is dead for our purposes (nothing runs); only count running states.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')),
+        Ok(s) => !s
+            .split(") ")
+            .nth(1)
+            .is_some_and(|rest| rest.starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -71,7 +93,10 @@ async fn dropping_the_future_kills_the_group() {
     let (_d, r) = root();
     let marker = r.path().join("pid");
     let script = format!("sleep 300 & echo $! > {m}; sleep 300", m = marker.display());
-    let spec = ProcessSpec::new(vec!["sh".into(), "-c".into(), script.into()], &r.dir(".").unwrap());
+    let spec = ProcessSpec::new(
+        vec!["sh".into(), "-c".into(), script.into()],
+        &r.dir(".").unwrap(),
+    );
     let fut = run(spec);
     let _ = tokio::time::timeout(Duration::from_millis(300), fut).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -85,10 +110,18 @@ async fn huge_output_is_capped_and_spilled_whole() {
     let spill = r.path().join("spill");
     // 200 MB through a 4 KiB preview: memory stays at the cap, the file has it all.
     let out = run(ProcessSpec::new(
-        vec!["head".into(), "-c".into(), "200000000".into(), "/dev/zero".into()],
+        vec![
+            "head".into(),
+            "-c".into(),
+            "200000000".into(),
+            "/dev/zero".into(),
+        ],
         &r.dir(".").unwrap(),
     )
-    .limits(Limits { stdout_cap: 4096, ..Limits::default() })
+    .limits(Limits {
+        stdout_cap: 4096,
+        ..Limits::default()
+    })
     .spill_dir(&spill))
     .await
     .unwrap();
@@ -104,7 +137,12 @@ async fn huge_output_is_capped_and_spilled_whole() {
 async fn endless_output_with_timeout_never_blocks() {
     let (_d, r) = root();
     let out = run(ProcessSpec::new(vec!["yes".into()], &r.dir(".").unwrap())
-        .limits(Limits { timeout: Duration::from_millis(300), stdout_cap: 1024, spill_cap: 1 << 20, ..Limits::default() })
+        .limits(Limits {
+            timeout: Duration::from_millis(300),
+            stdout_cap: 1024,
+            spill_cap: 1 << 20,
+            ..Limits::default()
+        })
         .spill_dir(r.path().join("spill")))
     .await
     .unwrap();
@@ -117,10 +155,15 @@ async fn endless_output_with_timeout_never_blocks() {
 #[tokio::test]
 async fn empty_argv_and_missing_program_are_errors() {
     let (_d, r) = root();
-    let e = run(ProcessSpec::new(vec![], &r.dir(".").unwrap())).await.unwrap_err();
-    assert_eq!(agentry_core::ErrorCode::code(&e), "shell.empty_command");
-    let e = run(ProcessSpec::new(vec!["no-such-program-xyz".into()], &r.dir(".").unwrap()))
+    let e = run(ProcessSpec::new(vec![], &r.dir(".").unwrap()))
         .await
         .unwrap_err();
+    assert_eq!(agentry_core::ErrorCode::code(&e), "shell.empty_command");
+    let e = run(ProcessSpec::new(
+        vec!["no-such-program-xyz".into()],
+        &r.dir(".").unwrap(),
+    ))
+    .await
+    .unwrap_err();
     assert_eq!(agentry_core::ErrorCode::code(&e), "process.spawn_failed");
 }
