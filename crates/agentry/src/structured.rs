@@ -188,6 +188,11 @@ pub(crate) struct ReadAnswer {
 /// skipped; common defects (trailing commas, single quotes, missing closing
 /// brackets …) are repaired and reported.
 pub(crate) fn read_answer(text: &str) -> Result<ReadAnswer, AgentryError> {
+    // A well-formed answer (of any JSON type, a top-level string included) needs no
+    // search or repair; the tolerant reader below only starts at `{` or `[`.
+    if let Ok(value) = serde_json::from_str::<Value>(text.trim()) {
+        return Ok(ReadAnswer { value, diagnostics: Vec::new() });
+    }
     let mut parser = StreamingJsonParser::new();
     let parsed = parser.feed(text).and_then(|_| parser.finish());
     match parsed {
@@ -405,5 +410,8 @@ mod tests {
         let kinds = r.diagnostics[0].detail["repairs"].as_array().unwrap().len();
         assert!(kinds >= 2);
         assert!(read_answer("no json at all").is_err());
+        // A top-level string whose text looks like JSON stays a string.
+        assert_eq!(read_answer("\"{}\"").unwrap().value, json!("{}"));
+        assert_eq!(read_answer(" 42 ").unwrap().value, json!(42));
     }
 }
