@@ -6,6 +6,7 @@
 mod approve;
 mod config;
 mod run;
+mod workspace_cmd;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,6 +32,13 @@ struct Cli {
 enum Command {
     /// Run one request through an agent.
     Run(RunArgs),
+    /// Inspect a Workspace: records, events, snapshots, leases.
+    Workspace {
+        #[command(flatten)]
+        location: workspace_cmd::WorkspaceLocation,
+        #[command(subcommand)]
+        command: workspace_cmd::WorkspaceCommand,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -97,6 +105,12 @@ struct RunArgs {
     /// Most planning rounds that execute actions.
     #[arg(long, value_name = "N")]
     max_rounds: Option<u32>,
+    /// Bind a Workspace: every RuntimeEvent is persisted to it.
+    #[command(flatten)]
+    workspace: workspace_cmd::WorkspaceLocation,
+    /// Write the execution's observation (record + checkpoint) to the Workspace.
+    #[arg(long)]
+    record: bool,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -132,6 +146,9 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run::run(cli.config, args, &env).await,
+            Command::Workspace { location, command } => {
+                workspace_cmd::run(&location, command).await
+            }
             Command::Config {
                 command: ConfigCommand::Check { model, json },
             } => config_check(cli.config, model, json, &env),

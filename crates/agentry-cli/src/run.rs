@@ -70,6 +70,14 @@ pub async fn run(config_path: Option<PathBuf>, args: RunArgs, env: &Env) -> u8 {
     limits.max_model_requests = args.max_model_requests;
 
     let mut builder = Runtime::builder().limits(resolved.limits);
+    if args.workspace.workspace.is_some() || args.workspace.workspace_url.is_some() {
+        match args.workspace.open() {
+            Ok(ws) => builder = builder.workspace(ws),
+            Err(e) => return usage_error(e),
+        }
+    } else if args.record {
+        return usage_error("--record needs a Workspace: add --workspace DIR");
+    }
     let mut description = String::new();
     for m in &resolved.models {
         if m.key == resolved.selected {
@@ -181,6 +189,17 @@ pub async fn run(config_path: Option<PathBuf>, args: RunArgs, env: &Env) -> u8 {
         }
     };
     let printed_text = printer.await.unwrap_or(false);
+    if args.record {
+        let options = agentry::RecordOptions::new("observations").checkpoint(true);
+        match execution.record_workspace(options).await {
+            Ok(w) if progress => eprintln!("recorded {} in the Workspace", w.record.id),
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "agentry: could not record the execution [{}]: {e}",
+                e.code()
+            ),
+        }
+    }
     let meta = execution.meta().await;
     runtime.shutdown().await;
 

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use agentry_actions::ActionError;
 use agentry_core::{ErrorCode, StallError};
 use agentry_model::ModelError;
+use agentry_workspace::WorkspaceError;
 
 /// Errors of the facade: building, running and reading executions.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -27,6 +28,12 @@ pub enum AgentryError {
     /// The action loop failed (or an action was refused at registration).
     #[error(transparent)]
     Action(Arc<ActionError>),
+    /// A Workspace operation failed.
+    #[error(transparent)]
+    Workspace(Arc<WorkspaceError>),
+    /// The operation needs a Workspace and none is bound to the runtime.
+    #[error("no Workspace is bound: build the runtime with .workspace(..)")]
+    NoWorkspace,
     /// A limit was reached.
     #[error("limit {limit} = {value} exceeded (used {used})")]
     LimitExceeded {
@@ -77,6 +84,12 @@ pub enum AgentryError {
     Internal(String),
 }
 
+impl From<WorkspaceError> for AgentryError {
+    fn from(e: WorkspaceError) -> Self {
+        AgentryError::Workspace(Arc::new(e))
+    }
+}
+
 impl From<ActionError> for AgentryError {
     fn from(e: ActionError) -> Self {
         AgentryError::Action(Arc::new(e))
@@ -90,6 +103,8 @@ impl ErrorCode for AgentryError {
             AgentryError::Config(_) => "execution.config",
             AgentryError::Model(e) => e.code(),
             AgentryError::Action(e) => e.code(),
+            AgentryError::Workspace(e) => e.code(),
+            AgentryError::NoWorkspace => "execution.no_workspace",
             AgentryError::LimitExceeded { .. } => "execution.limit_exceeded",
             AgentryError::Stall(_) => "execution.stall",
             AgentryError::OutputInvalid(_) => "execution.output_invalid",

@@ -3,12 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentry_core::EventCenter;
+use agentry_core::{EventCenter, HookOptions};
 use agentry_model::{ModelPool, ModelProvider, TestModel};
+use agentry_workspace::Workspace;
 
 use crate::agent::Agent;
 use crate::error::AgentryError;
 use crate::limits::Limits;
+
+/// Name of the hook that persists events into a bound Workspace.
+pub const WORKSPACE_SINK: &str = "workspace";
 
 /// Runtime-wide settings.
 #[derive(Debug, Clone)]
@@ -59,6 +63,7 @@ pub(crate) struct RuntimeInner {
     pub(crate) models: ModelPool,
     pub(crate) events: EventCenter,
     pub(crate) settings: Settings,
+    pub(crate) workspace: Option<Workspace>,
 }
 
 impl Runtime {
@@ -87,6 +92,11 @@ impl Runtime {
         &self.inner.settings
     }
 
+    /// The Workspace bound to this runtime, if any.
+    pub fn workspace(&self) -> Option<&Workspace> {
+        self.inner.workspace.as_ref()
+    }
+
     /// Delivers every buffered event and stops background hooks. Call before the
     /// process exits so no event is lost.
     pub async fn shutdown(&self) {
@@ -101,6 +111,8 @@ pub struct RuntimeBuilder {
     events: Option<EventCenter>,
     settings: Settings,
     secrets: Vec<String>,
+    workspace: Option<Workspace>,
+    persist_events: bool,
 }
 
 impl RuntimeBuilder {
@@ -136,6 +148,22 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Binds a Workspace: every execution's RuntimeEvents are persisted to it (in the
+    /// background; [`Runtime::shutdown`] flushes), and
+    /// [`Execution::record_workspace`](crate::Execution::record_workspace) writes
+    /// there. Building then needs a Tokio runtime. Binding creates nothing on disk.
+    pub fn workspace(mut self, workspace: Workspace) -> Self {
+        self.workspace = Some(workspace);
+        self.persist_events = true;
+        self
+    }
+
+    /// Whether a bound Workspace receives every RuntimeEvent (default true).
+    pub fn persist_events(mut self, yes: bool) -> Self {
+        self.persist_events = yes;
+        self
+    }
+
     /// A secret value (an API key, say) that must never appear in any event.
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.secrets.push(secret.into());
@@ -160,11 +188,22 @@ impl RuntimeBuilder {
         for s in self.secrets {
             events.redactor().register_secret(s);
         }
+        if let (Some(ws), true) = (&self.workspace, self.persist_events) {
+            events
+                .register(
+                    HookOptions::new(WORKSPACE_SINK).background(),
+                    ws.event_sink(),
+                )
+                .map_err(|e| {
+                    AgentryError::Config(format!("cannot persist events to the Workspace: {e}"))
+                })?;
+        }
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 models: self.models,
                 events,
                 settings: self.settings,
+                workspace: self.workspace,
             }),
         })
     }

@@ -191,7 +191,10 @@ pub(crate) fn read_answer(text: &str) -> Result<ReadAnswer, AgentryError> {
     // A well-formed answer (of any JSON type, a top-level string included) needs no
     // search or repair; the tolerant reader below only starts at `{` or `[`.
     if let Ok(value) = serde_json::from_str::<Value>(text.trim()) {
-        return Ok(ReadAnswer { value, diagnostics: Vec::new() });
+        return Ok(ReadAnswer {
+            value,
+            diagnostics: Vec::new(),
+        });
     }
     let mut parser = StreamingJsonParser::new();
     let parsed = parser.feed(text).and_then(|_| parser.finish());

@@ -2,6 +2,7 @@
 
 mod config_cmd;
 mod run_cmd;
+mod workspace_cmd;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -6,11 +6,18 @@ mod run;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use agentry_actions::{Action, ApprovalHandler, FnAction, RegistryView};
-use agentry_core::{Emitter, EventStream, ExecutionId, Timestamp};
+use agentry_core::{
+    Emitter, ErrorCode, EventStream, EventType, ExecutionId, NewEvent, RunContext, RunKind,
+    Timestamp,
+};
 use agentry_model::Usage;
+use agentry_workspace::{
+    Content, Evidence, Link, NewLink, NewRecord, RecordRef, SnapshotMeta, Workspace,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::json;
 use tokio::sync::watch;
 
 use crate::agent::Agent;
@@ -246,6 +253,12 @@ impl ExecutionBuilder {
         })?;
 
         let id = ExecutionId::new();
+        let mut root = (*RunContext::root(RunKind::AGENT_EXECUTION)).clone();
+        root.execution_id = Some(id.clone());
+        root.agent_id = Some(self.agent.id.clone());
+        root.agent_name = Some(self.agent.name.clone());
+        root.parent_execution_id = self.lineage.parent_execution_id.clone();
+        root.flow_name = self.lineage.flow.as_deref().map(Into::into);
         let events = &runtime.inner.events;
         let emitter = if runtime.inner.settings.keep_event_log {
             events.recording_emitter(id.as_str())
@@ -287,6 +300,8 @@ impl ExecutionBuilder {
             meta: Mutex::new(meta),
             outcome: rx,
             schema: self.output_schema.clone(),
+            root: Arc::new(root),
+            workspace: runtime.inner.workspace.clone(),
             keys: structured::KeyStore::new(),
         });
         let plan = run::Plan {
@@ -327,6 +342,66 @@ impl ExecutionBuilder {
     }
 }
 
+/// What [`Execution::record_workspace`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOptions {
+    /// Collection of the record (default `observations`).
+    pub collection: String,
+    /// Kind of the record (default `agent_execution_observation`).
+    pub kind: String,
+    /// Also write a checkpoint and link the record to it as evidence.
+    pub checkpoint: bool,
+    /// The checkpoint's state (default: the execution summary).
+    pub checkpoint_state: Option<Value>,
+    /// The checkpoint's step label.
+    pub step_id: Option<String>,
+}
+
+impl RecordOptions {
+    /// A record in `collection`, no checkpoint.
+    pub fn new(collection: impl Into<String>) -> Self {
+        Self {
+            collection: collection.into(),
+            kind: "agent_execution_observation".into(),
+            checkpoint: false,
+            checkpoint_state: None,
+            step_id: None,
+        }
+    }
+    /// Also writes a checkpoint with an evidence link.
+    pub fn checkpoint(mut self, yes: bool) -> Self {
+        self.checkpoint = yes;
+        self
+    }
+    /// The checkpoint's state.
+    pub fn checkpoint_state(mut self, state: Value) -> Self {
+        self.checkpoint_state = Some(state);
+        self
+    }
+    /// The checkpoint's step label.
+    pub fn step_id(mut self, step: impl Into<String>) -> Self {
+        self.step_id = Some(step.into());
+        self
+    }
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        Self::new("observations")
+    }
+}
+
+/// What [`Execution::record_workspace`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkspaceRecord {
+    /// The observation record.
+    pub record: RecordRef,
+    /// The checkpoint, when one was asked for.
+    pub checkpoint: Option<SnapshotMeta>,
+    /// The evidence link from the record to the checkpoint.
+    pub evidence: Option<Link>,
+}
+
 /// The answer of a finished execution.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExecutionResult {
@@ -355,6 +430,9 @@ pub(crate) struct Shared {
     outcome: watch::Receiver<Option<Arc<Outcome>>>,
     pub(crate) schema: Option<Value>,
     pub(crate) keys: structured::KeyStore,
+    /// The execution's root run (`agent_execution`).
+    pub(crate) root: Arc<RunContext>,
+    pub(crate) workspace: Option<Workspace>,
 }
 
 impl Shared {
@@ -572,6 +650,98 @@ impl Execution {
             }
         });
         Ok(())
+    }
+
+    /// Writes this execution's observation to the bound Workspace, after waiting
+    /// for it to finish: a record (in `options.collection`) summarising what happened,
+    /// and with `options.checkpoint` a checkpoint plus an evidence link
+    /// (`checkpointed_by`) from the record to it.
+    ///
+    /// ```
+    /// use agentry::{RecordOptions, Runtime};
+    /// use agentry::workspace::{Workspace, WorkspaceMode};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), agentry::AgentryError> {
+    /// let dir = tempfile::tempdir().map_err(|e| agentry::AgentryError::Config(e.to_string()))?;
+    /// let workspace = Workspace::open(dir.path()).mode(WorkspaceMode::ReadWrite).build()?;
+    /// let runtime = Runtime::builder().test_model().workspace(workspace).build()?;
+    /// let execution = runtime.agent("a").input("hello").start()?;
+    /// let written = execution.record_workspace(RecordOptions::new("observations").checkpoint(true)).await?;
+    /// assert!(written.evidence.is_some());
+    /// runtime.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn record_workspace(
+        &self,
+        options: RecordOptions,
+    ) -> Result<WorkspaceRecord, AgentryError> {
+        let workspace = self
+            .shared
+            .workspace
+            .clone()
+            .ok_or(AgentryError::NoWorkspace)?;
+        let outcome = self.outcome().await;
+        let meta = self.meta_now();
+        let id = self.shared.id.to_string();
+        let summary = json!({
+            "execution_id": id,
+            "agent": meta.agent,
+            "status": meta.status,
+            "route": meta.route,
+            "text": outcome.as_ref().as_ref().ok().map(|a| a.text.clone()),
+            "data": outcome.as_ref().as_ref().ok().and_then(|a| a.data.clone()),
+            "error": outcome.as_ref().as_ref().err().map(|e| json!({"code": e.code(), "message": e.to_string()})),
+            "usage": meta.usage,
+            "model_requests": meta.model_requests.len(),
+            "actions": meta.actions.as_ref().map(|a| a.action_logs.iter().map(|r| json!({"action_id": r.action_id, "status": r.status})).collect::<Vec<_>>()),
+            "diagnostics": meta.diagnostics.items.iter().map(|d| d.code.clone()).collect::<Vec<_>>(),
+        });
+        let mut record = NewRecord::new(options.collection.clone(), Content::Json(summary.clone()));
+        record.kind = Some(options.kind.clone());
+        record.scope.insert("execution_id".into(), json!(id));
+        record.scope.insert("agent".into(), json!(meta.agent.name));
+        record.meta.insert("execution_id".into(), json!(id));
+        record.meta.insert("lineage".into(), json!(meta.lineage));
+        let record = workspace.put(record).await?;
+        let (checkpoint, evidence) = if options.checkpoint {
+            let store = workspace.store().await?;
+            let state = options.checkpoint_state.clone().unwrap_or(summary);
+            let snapshot = store
+                .put_checkpoint(&id, options.step_id.as_deref(), state)
+                .await?;
+            let target = format!("snapshot:{}@{}", snapshot.run_id, snapshot.state_version);
+            let mut link = NewLink::new(record.id.to_string(), target, "checkpointed_by");
+            link.meta.insert("owner".into(), json!("Execution"));
+            let evidence = Evidence {
+                execution_id: Some(id.clone()),
+                event_id: None,
+                snapshot: Some((snapshot.run_id.clone(), snapshot.state_version)),
+                artifacts: Vec::new(),
+            };
+            let link = store.link_evidence(link, evidence).await?;
+            (Some(snapshot), Some(link))
+        } else {
+            (None, None)
+        };
+        self.shared
+            .emitter
+            .emit(
+                &self.shared.root,
+                NewEvent::new(EventType::from_static("agent_execution.workspace_recorded"))
+                    .source("AgentExecution")
+                    .payload(json!({
+                        "record_id": record.id,
+                        "collection": record.collection,
+                        "checkpoint": checkpoint.as_ref().map(|c| json!({"run_id": c.run_id, "state_version": c.state_version})),
+                    })),
+            )
+            .await;
+        Ok(WorkspaceRecord {
+            record,
+            checkpoint,
+            evidence,
+        })
     }
 
     /// Waits for the whole result.

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use agentry_actions::{ActionError, ActionLoop, CallPurpose, LoopInput, ModelCaller};
 use agentry_core::{
-    Diagnostic, ErrorCode, EventType, NewEvent, RunContext, RunKind, Severity, StallStatus,
-    Timestamp,
+    Diagnostic, ErrorCode, EventType, NewEvent, RunContext, Severity, StallStatus, Timestamp,
 };
 use agentry_model::streaming_json::PathPattern;
 use agentry_model::{Message, ModelProvider, ModelRequest, ModelResponse, OutputSchema};
@@ -107,16 +106,9 @@ pub(crate) async fn drive(
     mut cancel: watch::Receiver<bool>,
 ) {
     let agent = &plan.agent;
-    let mut root = (*RunContext::root(RunKind::AGENT_EXECUTION)).clone();
-    root.execution_id = Some(shared.id.clone());
-    root.agent_id = Some(agent.id.clone());
-    root.agent_name = Some(agent.name.clone());
-    let lineage = shared.meta_snapshot().lineage;
-    root.parent_execution_id = lineage.parent_execution_id.clone();
-    root.flow_name = lineage.flow.as_deref().map(Into::into);
     let ctx = RunCtx {
         shared: shared.clone(),
-        root: Arc::new(root),
+        root: shared.root.clone(),
         progress: Progress::new(),
         limits: plan.limits,
         heartbeat_interval: agent.runtime.inner.settings.heartbeat_interval,

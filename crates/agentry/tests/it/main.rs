@@ -5,6 +5,7 @@ mod execution;
 mod limits;
 mod observation;
 mod structured;
+mod workspace;
 
 use std::sync::Arc;
 use std::time::Duration;
