@@ -592,7 +592,7 @@ impl Execution {
     pub fn wait_keys<I, S>(
         &self,
         paths: I,
-    ) -> Result<impl futures::Stream<Item = (String, Value)> + use<I, S>, AgentryError>
+    ) -> Result<futures::stream::BoxStream<'static, (String, Value)>, AgentryError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -604,7 +604,7 @@ impl Execution {
             .collect::<Result<Vec<_>, _>>()?;
         let shared = self.shared.clone();
         let version = shared.keys.subscribe();
-        Ok(futures::stream::unfold(
+        Ok(Box::pin(futures::stream::unfold(
             (shared, version, 0usize),
             move |(shared, mut version, mut next)| {
                 let patterns = patterns.clone();
@@ -633,7 +633,7 @@ impl Execution {
                     }
                 }
             },
-        ))
+        )))
     }
 
     /// Calls `handler` with each completed value matching `path` while the execution
@@ -642,9 +642,8 @@ impl Execution {
     where
         F: Fn(String, Value) + Send + 'static,
     {
-        let stream = self.wait_keys([path.to_owned()])?;
+        let mut stream = self.wait_keys([path.to_owned()])?;
         tokio::spawn(async move {
-            futures::pin_mut!(stream);
             while let Some((p, v)) = futures::StreamExt::next(&mut stream).await {
                 handler(p, v);
             }
