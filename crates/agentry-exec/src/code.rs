@@ -1,5 +1,6 @@
 //! What `run_python` and `run_node` share: a scratch directory per call, limits
-//! through `prlimit(1)` in the argv (no `unsafe` `pre_exec`), bubblewrap when
+//! set by the launcher itself (Python's `resource` module) or through `prlimit(1)`
+//! in the argv (Node.js) — no `unsafe` `pre_exec` — bubblewrap when
 //! available or required, and a `result` value read back from a file in the
 //! scratch dir (never mixed into stdout).
 use std::ffi::OsString;
@@ -67,6 +68,9 @@ pub(crate) struct Launcher {
     /// Arguments after the interpreter, before the source path and result path.
     pub args: fn(&CodeOptions) -> Vec<OsString>,
     pub limit_address_space: bool,
+    /// The launcher applies the limits itself (they follow the result path as
+    /// `address_space file_size processes|-1`), saving the `prlimit` exec.
+    pub self_limits: bool,
 }
 
 const RESULT_FILE: &str = ".agentry-result.json";
@@ -98,28 +102,43 @@ pub(crate) async fn run_code(
     let result_path = dir.join(RESULT_FILE);
 
     let mut argv: Vec<OsString> = Vec::new();
-    let mut limits_applied = json!(null);
-    if let Some(prlimit) = find_in_path("prlimit") {
-        argv.push(prlimit.into_os_string());
-        if launcher.limit_address_space {
-            argv.push(format!("--as={}", opts.memory_bytes).into());
+    let limits_applied = json!({
+        "memory_bytes": launcher.limit_address_space.then_some(opts.memory_bytes),
+        "max_file_bytes": opts.max_file_bytes,
+        "max_processes": opts.max_processes,
+    });
+    let mut limits_applied = Some(limits_applied);
+    if !launcher.self_limits {
+        match find_in_path("prlimit") {
+            Some(prlimit) => {
+                argv.push(prlimit.into_os_string());
+                if launcher.limit_address_space {
+                    argv.push(format!("--as={}", opts.memory_bytes).into());
+                }
+                argv.push(format!("--fsize={}", opts.max_file_bytes).into());
+                argv.push("--core=0".into());
+                if let Some(n) = opts.max_processes {
+                    argv.push(format!("--nproc={n}").into());
+                }
+                argv.push("--".into());
+            }
+            None => limits_applied = None,
         }
-        argv.push(format!("--fsize={}", opts.max_file_bytes).into());
-        argv.push("--core=0".into());
-        if let Some(n) = opts.max_processes {
-            argv.push(format!("--nproc={n}").into());
-        }
-        argv.push("--".into());
-        limits_applied = json!({
-            "memory_bytes": launcher.limit_address_space.then_some(opts.memory_bytes),
-            "max_file_bytes": opts.max_file_bytes,
-            "max_processes": opts.max_processes,
-        });
     }
     argv.push(interpreter.into_os_string());
     argv.extend((launcher.args)(opts));
     argv.push(src.clone().into_os_string());
     argv.push(result_path.clone().into_os_string());
+    if launcher.self_limits {
+        let address_space = if launcher.limit_address_space { opts.memory_bytes } else { u64::MAX };
+        argv.push(address_space.min(i64::MAX as u64).to_string().into());
+        argv.push(opts.max_file_bytes.to_string().into());
+        argv.push(
+            opts.max_processes
+                .map_or_else(|| "-1".to_owned(), |n| n.to_string())
+                .into(),
+        );
+    }
     let layout = SandboxLayout {
         writable: vec![dir.clone()],
         network: false,
@@ -163,7 +182,7 @@ pub(crate) async fn run_code(
         "result": result,
         "result_error": result_error,
         "isolation": level.as_str(),
-        "limits": limits_applied,
+        "limits": limits_applied.unwrap_or(Value::Null),
         "duration_ms": out.duration_ms,
     });
     drop(scratch);

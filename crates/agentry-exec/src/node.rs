@@ -58,6 +58,7 @@ static NODE: Launcher = Launcher {
     file_name: "main.js",
     args,
     limit_address_space: false,
+    self_limits: false,
 };
 
 /// Default options for `run_node`.

@@ -33,15 +33,24 @@ pub(crate) struct PythonInput {
     pub timeout_ms: Option<u64>,
 }
 
-/// Runs the file, then writes `result` (if defined) as JSON to the result path.
-/// `-I` isolates from the user's site-packages and `PYTHON*` variables.
-const LAUNCHER: &str = r#"import sys, json
-_p, _r = sys.argv[1], sys.argv[2]
-_g = {"__name__": "__main__", "__file__": _p}
+/// Lowers its own hard limits (address space, file size, core dumps, optionally
+/// processes) so the user code cannot raise them, runs the file, then writes
+/// `result` (if defined) as JSON to the result path. `-I` isolates from the user's
+/// site-packages and `PYTHON*` variables. `json` is imported only when needed.
+const LAUNCHER: &str = r#"import sys, resource
+_p, _r, _as, _fs, _np = sys.argv[1:6]
+_lim = [(resource.RLIMIT_AS, int(_as)), (resource.RLIMIT_FSIZE, int(_fs)), (resource.RLIMIT_CORE, 0)]
+if int(_np) >= 0:
+    _lim.append((resource.RLIMIT_NPROC, int(_np)))
+for _k, _v in _lim:
+    resource.setrlimit(_k, (_v, _v))
+sys.argv = ["main.py"]
+_g = {"__name__": "__main__", "__file__": "main.py"}
 with open(_p, encoding="utf-8") as _f:
     _src = _f.read()
 exec(compile(_src, "main.py", "exec"), _g)
 if "result" in _g:
+    import json
     with open(_r, "w", encoding="utf-8") as _f:
         json.dump(_g["result"], _f, default=repr)
 "#;
@@ -54,6 +63,7 @@ static PYTHON: Launcher = Launcher {
     file_name: "main.py",
     args,
     limit_address_space: true,
+    self_limits: true,
 };
 
 /// Default options for `run_python`.
