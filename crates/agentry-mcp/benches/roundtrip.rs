@@ -121,7 +121,12 @@ async fn ours(n: usize, transport: &str, config: McpServerConfig) {
     BARE.with(|b| {
         let bare = b.borrow();
         row(transport, "McpServer::call_tool", &direct, bare.as_ref());
-        row(transport, "dispatch → MCP (runtime)", &dispatched, bare.as_ref());
+        row(
+            transport,
+            "dispatch → MCP (runtime)",
+            &dispatched,
+            bare.as_ref(),
+        );
     });
 }
 
@@ -222,11 +227,18 @@ fn main() {
             "| {:<6} | {:<24} | {:>8} | {:>8} | {:>8} | {:>10} |",
             "via", "path", "median", "p99", "mean", "Δ median"
         );
-        println!("|--------|--------------------------|---------:|---------:|---------:|-----------:|");
+        println!(
+            "|--------|--------------------------|---------:|---------:|---------:|-----------:|"
+        );
         let bare = bare_stdio(n).await;
         row("stdio", "bare rmcp", &bare, None);
         BARE.with(|b| *b.borrow_mut() = Some(bare));
-        ours(n, "stdio", McpServerConfig::stdio(BIN, Vec::<String>::new())).await;
+        ours(
+            n,
+            "stdio",
+            McpServerConfig::stdio(BIN, Vec::<String>::new()),
+        )
+        .await;
 
         let bare = bare_http(n, &url).await;
         row("http", "bare rmcp", &bare, None);

@@ -20,7 +20,10 @@
 //! Every call has an inactivity timeout that each progress notification for that call
 //! resets, and a maximum total that nothing extends (rmcp#834). When either fires the
 //! request is cancelled on the server (`notifications/cancelled`) and the call ends
-//! with `mcp.call_timeout`; the connection stays up.
+//! with `mcp.call_timeout`. The connection stays up if the server still answers a
+//! `ping` (one slow tool is not a dead server); a server that does not answer within
+//! a second is treated as hung: its connection is dropped (the child killed) and the
+//! next call restarts it as the restart policy allows.
 use std::collections::VecDeque;
 use std::fmt;
 use std::process::Stdio;
@@ -52,6 +55,8 @@ use crate::error::McpError;
 
 const STDERR_TAIL_BYTES: usize = 4096;
 const PREVIEW_CHARS: usize = 160;
+/// Longest wait for the ping that decides whether a timed-out server is hung.
+const HUNG_PROBE: Duration = Duration::from_secs(1);
 
 /// A tool as a server lists it; what `agentry mcp list` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -575,10 +580,34 @@ impl McpServer {
                 reason: other.to_string(),
             },
         };
-        if err.is_connection_lost() || !conn.is_alive() {
+        let hung = match &err {
+            // A failed health check means the server is not answering at all.
+            McpError::CallTimeout { .. } if what == "ping" => true,
+            // One slow tool is not a dead server: probe with a ping before giving up
+            // on the connection.
+            McpError::CallTimeout { .. } => !self.answers_ping(conn, idle).await,
+            _ => false,
+        };
+        if hung || err.is_connection_lost() || !conn.is_alive() {
             self.drop_connection(conn.generation).await;
         }
         err
+    }
+
+    /// Whether the server answers a `ping` within `min(limit, 1 s)`.
+    async fn answers_ping(&self, conn: &Connection, limit: Duration) -> bool {
+        let limit = limit.min(HUNG_PROBE);
+        let sent = conn
+            .peer
+            .send_request_with_option(
+                ClientRequest::PingRequest(PingRequest::default()),
+                PeerRequestOptions::with_timeout(limit),
+            )
+            .await;
+        match sent {
+            Ok(h) => h.await_response().await.is_ok(),
+            Err(_) => false,
+        }
     }
 
     async fn drop_connection(&self, generation: u64) {

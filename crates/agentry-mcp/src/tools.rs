@@ -343,8 +343,9 @@ impl McpToolSet {
     }
 
     /// Spawns a task that refreshes `registry` whenever the server sends
-    /// `notifications/tools/list_changed`. The task ends when the returned handle is
-    /// aborted or dropped... it is aborted on drop of the [`AutoRefresh`] guard.
+    /// `notifications/tools/list_changed`. The task runs until the returned
+    /// [`AutoRefresh`] guard is dropped. A failed re-listing is logged and leaves the
+    /// registry as it was; the next notification tries again.
     pub fn auto_refresh(&self, registry: SharedRegistry) -> AutoRefresh {
         let set = self.clone();
         let mut rx = self.server.tools_changed();

@@ -223,6 +223,11 @@ impl ServerHandler for Raw {
                 let _ = context.peer.notify_tool_list_changed().await;
                 CallToolResult::success(vec![ContentBlock::text("added")])
             }
+            "hang" => {
+                // Blocks the server's only thread: nothing is answered any more.
+                std::thread::sleep(Duration::from_secs(3600));
+                CallToolResult::success(vec![])
+            }
             "late" => CallToolResult::success(vec![ContentBlock::text("late tool ran")]),
             "weird name/with spaces" => {
                 CallToolResult::success(vec![ContentBlock::text("weird ok")])

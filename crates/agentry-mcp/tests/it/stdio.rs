@@ -349,3 +349,35 @@ async fn oversized_messages_close_the_connection_with_a_typed_error() {
     assert_eq!(err.code(), "mcp.message_too_large", "{err}");
     server.release().await;
 }
+
+#[tokio::test]
+async fn a_hung_server_is_killed_and_restarted_on_the_next_call() {
+    let server = McpServer::new("raw", raw_stdio()).unwrap();
+    server.ensure().await.unwrap();
+    let pid = server.pid().await.unwrap();
+    let limits = CallLimits {
+        timeout: Some(Duration::from_millis(200)),
+        max_total: None,
+    };
+    let err = server
+        .call_tool("hang", json!({}), limits)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "mcp.call_timeout", "{err}");
+    let v = server
+        .call_tool("structured", json!({}), CallLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(v["answer"], 42);
+    assert_eq!(server.restarts(), 1);
+    assert_ne!(server.pid().await, Some(pid));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while process_alive(pid) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hung child {pid} was not killed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.release().await;
+}

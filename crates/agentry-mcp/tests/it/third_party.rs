@@ -11,17 +11,22 @@ use serde_json::json;
 use crate::common::*;
 
 fn everything() -> Option<McpServerConfig> {
+    let entry = everything_entry()?;
+    Some(
+        McpServerConfig::stdio(
+            "node",
+            [entry.to_string_lossy().into_owned(), "stdio".into()],
+        )
+        .connect_timeout(std::time::Duration::from_secs(60)),
+    )
+}
+
+fn everything_entry() -> Option<PathBuf> {
     let entry = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
         "tests/third_party/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
     );
     if entry.is_file() {
-        return Some(
-            McpServerConfig::stdio(
-                "node",
-                [entry.to_string_lossy().into_owned(), "stdio".into()],
-            )
-            .connect_timeout(std::time::Duration::from_secs(60)),
-        );
+        return Some(entry);
     }
     if std::env::var("AGENTRY_SKIP_THIRD_PARTY_MCP").as_deref() == Ok("1") {
         eprintln!("skipping: server-everything not installed and AGENTRY_SKIP_THIRD_PARTY_MCP=1");
@@ -101,4 +106,72 @@ async fn server_everything_tools_work_as_actions() {
 
     assert!(s.server.health().await.is_ok());
     s.server.release().await;
+}
+
+/// server-everything listens on every interface; this preload pins it to loopback so
+/// the test never opens a port beyond 127.0.0.1.
+const LOOPBACK_PRELOAD: &str = "const http = require('http'); \
+const listen = http.Server.prototype.listen; \
+http.Server.prototype.listen = function (port, ...rest) { \
+  return listen.call(this, port, '127.0.0.1', ...rest.filter((x) => typeof x === 'function')); \
+}; \
+import(require('url').pathToFileURL(process.argv[1]).href);";
+
+#[tokio::test]
+async fn server_everything_over_streamable_http() {
+    let Some(entry) = everything_entry() else {
+        return;
+    };
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::new("node")
+        .arg("-e")
+        .arg(LOOPBACK_PRELOAD)
+        .arg(&entry)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server-everything did not listen on {port}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "server-everything exited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let config = McpServerConfig::http(format!("http://127.0.0.1:{port}/mcp"));
+    let s = Setup::new(
+        "everything",
+        config,
+        UseMcpOptions::default(),
+        &ActionPolicy::new(),
+    )
+    .await;
+    let r = s.call("get-sum", json!({"a": 40, "b": 2})).await;
+    assert_eq!(r.status, ActionStatus::Success, "{r:?}");
+    assert!(r.data.as_ref().unwrap().to_string().contains("42"), "{r:?}");
+    let r = s
+        .call("get-structured-content", json!({"location": "New York"}))
+        .await;
+    assert_eq!(r.status, ActionStatus::Success, "{r:?}");
+    assert!(
+        r.data.as_ref().unwrap().is_object(),
+        "structured content comes back as JSON: {r:?}"
+    );
+    s.server.release().await;
+    let _ = child.kill().await;
 }
