@@ -25,7 +25,10 @@ type Case<'a> = (&'static str, Box<dyn FnMut() + 'a>, Option<usize>);
 fn stats(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    (us(v[v.len() / 2]), us(v[(v.len() * 95 / 100).min(v.len() - 1)]))
+    (
+        us(v[v.len() / 2]),
+        us(v[(v.len() * 95 / 100).min(v.len() - 1)]),
+    )
 }
 
 fn main() {
@@ -72,7 +75,11 @@ fn main() {
     cases.push((
         "bare Command: echo hi",
         Box::new(|| {
-            let o = Command::new("echo").arg("hi").stdin(Stdio::null()).output().unwrap();
+            let o = Command::new("echo")
+                .arg("hi")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
             assert!(o.status.success());
         }),
         None,
@@ -81,7 +88,10 @@ fn main() {
         "process::run: echo hi",
         Box::new(|| {
             let o = rt
-                .block_on(run(ProcessSpec::new(vec!["echo".into(), "hi".into()], &cwd)))
+                .block_on(run(ProcessSpec::new(
+                    vec!["echo".into(), "hi".into()],
+                    &cwd,
+                )))
                 .unwrap();
             assert_eq!(o.exit_code, 0);
         }),

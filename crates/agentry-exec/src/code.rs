@@ -130,7 +130,11 @@ pub(crate) async fn run_code(
     argv.push(src.clone().into_os_string());
     argv.push(result_path.clone().into_os_string());
     if launcher.self_limits {
-        let address_space = if launcher.limit_address_space { opts.memory_bytes } else { u64::MAX };
+        let address_space = if launcher.limit_address_space {
+            opts.memory_bytes
+        } else {
+            u64::MAX
+        };
         argv.push(address_space.min(i64::MAX as u64).to_string().into());
         argv.push(opts.max_file_bytes.to_string().into());
         argv.push(
@@ -141,6 +145,7 @@ pub(crate) async fn run_code(
     }
     let layout = SandboxLayout {
         writable: vec![dir.clone()],
+        readable: Vec::new(),
         network: false,
         chdir: Some(dir.clone()),
     };

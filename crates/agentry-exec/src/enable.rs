@@ -150,8 +150,8 @@ pub struct Enabled {
 ///
 /// Defaults follow the permission profile: writes (`write_file`, `edit_file`,
 /// `apply_patch`, writable SQLite, a writable root for build tools) only when it
-/// grants `write`; `run_command` limited to read-only diagnostics under
-/// `read_only`; Python/Node.js refused unless it grants `exec`. `files` and
+/// grants `write`; `run_command` limited to read-only diagnostics when it does not
+/// grant `exec`; Python/Node.js refused unless it grants `exec`. `files` and
 /// `coding` together register the coding set once (it includes the file actions).
 ///
 /// ```
@@ -200,32 +200,35 @@ pub fn enable(
     let isolation = sandbox.level_for(options.sandbox)?;
     let resources = ResourceManager::new(profile);
     let mut ids = Vec::new();
-    let needs_exec = [Package::Shell, Package::Python, Package::Node]
+    let exec = profile.allows(Capability::Exec);
+    if let Some(p) = [Package::Python, Package::Node]
         .into_iter()
-        .find(|p| set.contains(*p));
-    if let Some(p) = needs_exec {
-        profile.check(&[Capability::Exec]).or_else(|e| {
-            // A read-only shell is still allowed: it runs diagnostics only.
-            if p == Package::Shell
-                && !set.contains(Package::Python)
-                && !set.contains(Package::Node)
-                && profile == PermissionProfile::ReadOnly
-            {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
+        .find(|p| set.contains(*p) && !exec)
+    {
+        return Err(ExecError::PermissionDenied {
+            profile: profile.as_str(),
+            what: format!(
+                "running code (`{}` needs the `exec` capability)",
+                p.as_str()
+            ),
+        });
+    }
+    if set.contains(Package::Shell) && options.shell_allow.is_some() && !exec {
+        return Err(ExecError::PermissionDenied {
+            profile: profile.as_str(),
+            what: "a custom shell allow-list (needs the `exec` capability)".into(),
+        });
     }
 
     if set.contains(Package::Shell) {
         let mut o = ShellOptions::new(root.clone());
         o.sandbox = options.sandbox;
         o.writable_root = write;
-        o.profile = match (&options.shell_allow, profile) {
-            (Some(list), _) => CommandProfile::allow_list(list)?,
-            (None, PermissionProfile::ReadOnly) => CommandProfile::ReadOnly,
-            (None, _) => CommandProfile::SafeDefault,
+        // Without `exec`, the shell still runs read-only diagnostics.
+        o.profile = match &options.shell_allow {
+            Some(list) => CommandProfile::allow_list(list)?,
+            None if exec => CommandProfile::SafeDefault,
+            None => CommandProfile::ReadOnly,
         };
         let action = command_action(o);
         resources.register_provider(RuntimeProvider::shell().with_sandbox(sandbox.clone()));

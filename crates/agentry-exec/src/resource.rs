@@ -668,6 +668,13 @@ impl ResourceManager {
                 self.close(&key, old).await;
             }
         }
+        self.emit(
+            "resource.declared",
+            Level::Info,
+            json!({"kind": key.kind, "scope": key.scope, "owner": key.owner, "needs": spec.needs}),
+            None,
+        )
+        .await;
         if let Err(e) = self.approve(spec, &owner, call).await {
             return fail(e).await;
         }

@@ -75,6 +75,9 @@ pub struct SandboxLayout {
     /// Directories bound read-write at the same path (scratch dir, workspace root
     /// for build tools). Everything else is read-only.
     pub writable: Vec<PathBuf>,
+    /// Directories bound read-only again after the fresh `/tmp` is mounted (a
+    /// workspace under `/tmp` would otherwise be hidden by it).
+    pub readable: Vec<PathBuf>,
     /// Keep the network namespace of the host (off by default).
     pub network: bool,
     /// Working directory inside the sandbox.
@@ -197,6 +200,11 @@ fn bwrap_args(layout: &SandboxLayout) -> Vec<OsString> {
     }
     push("--die-with-parent");
     push("--new-session");
+    for dir in &layout.readable {
+        a.push("--ro-bind".into());
+        a.push(dir.clone().into_os_string());
+        a.push(dir.clone().into_os_string());
+    }
     for dir in &layout.writable {
         a.push("--bind".into());
         a.push(dir.clone().into_os_string());

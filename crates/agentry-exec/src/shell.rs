@@ -357,12 +357,15 @@ pub(crate) async fn run_command(
         .sandbox
         .level_for(opts.sandbox)
         .map_err(ExecError::into_failure)?;
+    let root_dir = vec![opts.root.path().to_path_buf()];
+    let (writable, readable) = if opts.writable_root {
+        (root_dir, Vec::new())
+    } else {
+        (Vec::new(), root_dir)
+    };
     let layout = SandboxLayout {
-        writable: if opts.writable_root {
-            vec![opts.root.path().to_path_buf()]
-        } else {
-            Vec::new()
-        },
+        writable,
+        readable,
         network: false,
         chdir: Some(workdir.as_path().to_path_buf()),
     };

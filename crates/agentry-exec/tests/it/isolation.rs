@@ -140,7 +140,8 @@ async fn node_write_and_network_fail_only_under_bwrap() {
 
 #[tokio::test]
 async fn shell_under_bwrap_cannot_write_a_read_only_root() {
-    let root_dir = outside_dir();
+    // Under /tmp on purpose: the sandbox's fresh /tmp must not hide the root.
+    let root_dir = tempfile::tempdir().unwrap();
     let root = agentry_exec::Root::new(root_dir.path()).unwrap();
     let run = |mode, writable| {
         let mut o = agentry_exec::shell::ShellOptions::new(root.clone());

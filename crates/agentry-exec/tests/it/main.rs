@@ -5,6 +5,7 @@
 mod code;
 mod coding;
 mod common;
+mod enable;
 mod files;
 mod isolation;
 mod process;
