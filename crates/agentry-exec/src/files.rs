@@ -520,6 +520,10 @@ pub(crate) fn write_contained(
     }
     let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
     tmp.write_all(content)?;
+    // The replacement keeps the original's mode (an edited script stays executable).
+    if let Ok(meta) = std::fs::metadata(abs) {
+        std::fs::set_permissions(tmp.path(), meta.permissions())?;
+    }
     tmp.persist(abs).map_err(|e| ExecError::Io(e.to_string()))?;
     Ok(())
 }

@@ -188,6 +188,11 @@ impl ProcessOutput {
 /// Kills the process group when dropped. Armed once the child exists; this is what
 /// makes dropping a run's future (cancellation, an outer timeout) kill everything it
 /// started.
+///
+/// Signalling after the leader was reaped is safe while any member lives (a group id
+/// is not reused while the group exists); once the group is empty the call fails with
+/// `ESRCH`, and the pid space would have to wrap within microseconds for the id to
+/// name another group.
 #[derive(Debug)]
 struct GroupGuard {
     pgid: Option<Pid>,

@@ -467,6 +467,7 @@ mod tests {
         assert!(p.check(&argv(&["./ls"])).is_err());
         assert!(p.check(&argv(&["/tmp/evil/ls"])).is_err());
         assert!(p.check(&[]).is_err());
+        assert!(p.check(&argv(&["echo", "a\0b"])).is_err());
         assert!(CommandProfile::ReadOnly.check(&argv(&["make"])).is_err());
     }
 }
