@@ -146,6 +146,7 @@ pub(crate) async fn run_code(
     let layout = SandboxLayout {
         writable: vec![dir.clone()],
         readable: Vec::new(),
+        protected: Vec::new(),
         network: false,
         chdir: Some(dir.clone()),
     };

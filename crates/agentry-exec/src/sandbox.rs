@@ -78,6 +78,9 @@ pub struct SandboxLayout {
     /// Directories bound read-only again after the fresh `/tmp` is mounted (a
     /// workspace under `/tmp` would otherwise be hidden by it).
     pub readable: Vec<PathBuf>,
+    /// Directories inside a writable one that stay read-only (the workspace's
+    /// reserved `.agentry/` area under a writable root). Must exist.
+    pub protected: Vec<PathBuf>,
     /// Keep the network namespace of the host (off by default).
     pub network: bool,
     /// Working directory inside the sandbox.
@@ -207,6 +210,11 @@ fn bwrap_args(layout: &SandboxLayout) -> Vec<OsString> {
     }
     for dir in &layout.writable {
         a.push("--bind".into());
+        a.push(dir.clone().into_os_string());
+        a.push(dir.clone().into_os_string());
+    }
+    for dir in &layout.protected {
+        a.push("--ro-bind".into());
         a.push(dir.clone().into_os_string());
         a.push(dir.clone().into_os_string());
     }

@@ -363,9 +363,20 @@ pub(crate) async fn run_command(
     } else {
         (Vec::new(), root_dir)
     };
+    // Build tools may write the root, never the Workspace's own store.
+    let reserved = opts
+        .root
+        .path()
+        .join(agentry_workspace::files::RESERVED_DIR);
+    let protected = if opts.writable_root && reserved.is_dir() {
+        vec![reserved]
+    } else {
+        Vec::new()
+    };
     let layout = SandboxLayout {
         writable,
         readable,
+        protected,
         network: false,
         chdir: Some(workdir.as_path().to_path_buf()),
     };
