@@ -568,9 +568,22 @@ impl McpServer {
                 reason: format!("unexpected response to `{what}`"),
             },
             ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
-                let text = e.to_string();
-                if self.inner.transport == Transport::Http && !conn.peer.is_transport_closed() {
-                    classify_http(&server, &text)
+                let text = error_chain(&e);
+                if self.inner.transport == Transport::Http
+                    && (conn.peer.is_transport_closed()
+                        || matches!(e, ServiceError::TransportClosed))
+                {
+                    // rmcp's HTTP worker only logs why it stopped (e.g. a response
+                    // above `max_json_response_size`); the cause is not ours to see.
+                    McpError::ServerExited {
+                        server,
+                        status: Some(
+                            "the HTTP transport closed; the rmcp log has the cause".into(),
+                        ),
+                        stderr_tail: String::new(),
+                    }
+                } else if self.inner.transport == Transport::Http {
+                    classify_http(&server, &text, self.inner.max_message_bytes)
                 } else {
                     conn.loss_reason(&server).await
                 }
@@ -700,7 +713,10 @@ impl McpServer {
             headers.insert(hn, hv);
         }
         let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
+            StreamableHttpClientTransportConfig::with_uri(url)
+                .custom_headers(headers)
+                .max_json_response_size(self.inner.max_message_bytes)
+                .max_sse_event_size(self.inner.max_message_bytes),
         );
         let limit = cfg.connect_timeout_value();
         let service = match tokio::time::timeout(limit, handler.serve(transport)).await {
@@ -717,7 +733,11 @@ impl McpServer {
                         reason: e.to_string(),
                     });
                 }
-                return Err(classify_http(name, &error_chain(&e)));
+                return Err(classify_http(
+                    name,
+                    &error_chain(&e),
+                    self.inner.max_message_bytes,
+                ));
             }
             Ok(Ok(s)) => s,
         };
@@ -848,10 +868,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Sorts a Streamable HTTP failure into auth, protocol or connection trouble.
-fn classify_http(server: &str, text: &str) -> McpError {
+fn classify_http(server: &str, text: &str, limit: usize) -> McpError {
     let lower = text.to_ascii_lowercase();
     let server = server.to_owned();
-    if lower.contains("401")
+    if lower.contains("exceeded the maximum size") || lower.contains("too large") {
+        McpError::MessageTooLarge { server, limit }
+    } else if lower.contains("401")
         || lower.contains("403")
         || lower.contains("unauthorized")
         || lower.contains("forbidden")

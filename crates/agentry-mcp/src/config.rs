@@ -19,8 +19,10 @@ use crate::error::McpError;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default per-call inactivity timeout (reset by progress notifications).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default maximum total time of one call, progress or not.
-pub const DEFAULT_MAX_TOTAL: Duration = Duration::from_secs(600);
+/// Default maximum total time of one call, progress or not. Below the dispatcher's
+/// default action timeout (120 s), so an MCP call ends with its own typed error (and a
+/// cancellation sent to the server) before the dispatcher gives up on it.
+pub const DEFAULT_MAX_TOTAL: Duration = Duration::from_secs(100);
 /// Default grace period between closing a child's stdin and killing it.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Default largest message accepted from a stdio server (bytes, one line).
@@ -250,18 +252,21 @@ pub struct McpServersConfig {
 
 impl<'de> Deserialize<'de> for McpServersConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Shape {
-            Wrapped {
-                #[serde(alias = "mcpServers")]
-                servers: BTreeMap<String, McpServerConfig>,
-            },
-            Bare(BTreeMap<String, McpServerConfig>),
-        }
-        Ok(match Shape::deserialize(d)? {
-            Shape::Wrapped { servers } | Shape::Bare(servers) => Self { servers },
-        })
+        use serde::de::Error;
+        // Through a JSON value so that a typo is reported by field name, not as
+        // "did not match any variant".
+        let v = serde_json::Value::deserialize(d)?;
+        let inner = match &v {
+            serde_json::Value::Object(m) if m.len() == 1 => m
+                .get("servers")
+                .or_else(|| m.get("mcpServers"))
+                .cloned()
+                .unwrap_or(v),
+            _ => v,
+        };
+        let servers: BTreeMap<String, McpServerConfig> =
+            serde_json::from_value(inner).map_err(D::Error::custom)?;
+        Ok(Self { servers })
     }
 }
 
@@ -465,7 +470,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        assert!(McpServersConfig::from_json_str(r#"{"mcpServers":{"a":{"comand":"x"}}}"#).is_err());
+        let err = McpServersConfig::from_json_str(r#"{"mcpServers":{"a":{"comand":"x"}}}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("comand"), "the typo is named: {err}");
         let t = McpServersConfig::from_toml_str(
             "[mcp.servers.a]\ncommand = \"x\"\ntimeout_seconds = 3\n",
         );

@@ -31,6 +31,13 @@ pub fn test_registry() -> ActionRegistry {
         .approval_required(true),
     )
     .unwrap();
+    reg.register_fn(FnAction::new(
+        "big",
+        "Returns `bytes` bytes.",
+        json!({"type": "object", "properties": {"bytes": {"type": "integer"}}}),
+        |_, v| async move { Ok(json!("x".repeat(v["bytes"].as_u64().unwrap_or(0) as usize))) },
+    ))
+    .unwrap();
     reg.register_fn(
         FnAction::new(
             "secret",
@@ -92,7 +99,7 @@ async fn http_round_trip_with_policy_and_approval() {
     )
     .await;
     let ids: Vec<String> = s.set.tools().into_iter().map(|t| t.action_id).collect();
-    assert_eq!(ids, ["add", "wipe", "secret"]);
+    assert_eq!(ids, ["add", "wipe", "big", "secret"]);
     // Host-only keys are hidden from the exposed schema.
     let schema = &s
         .dispatcher
@@ -154,5 +161,37 @@ async fn list_and_call_helpers_for_the_cli() {
         .await
         .unwrap();
     assert_eq!(v, json!({"sum": 2}));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_http_responses_end_the_connection_and_the_next_call_reconnects() {
+    let running = Running::start(Dispatcher::new(test_registry(), &ActionPolicy::new())).await;
+    let server = agentry_mcp::McpServer::new("web", McpServerConfig::http(&running.url))
+        .unwrap()
+        .with_limits(std::time::Duration::from_secs(1), 8192);
+    let v = server
+        .call_tool("big", json!({"bytes": 10}), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(v, json!("xxxxxxxxxx"));
+    let err = server
+        .call_tool("big", json!({"bytes": 100_000}), Default::default())
+        .await
+        .unwrap_err();
+    // rmcp's HTTP worker stops on an oversized body and only logs why.
+    assert_eq!(
+        agentry_core::ErrorCode::code(&err),
+        "mcp.server_exited",
+        "{err}"
+    );
+    // The connection is re-opened for the next call.
+    let v = server
+        .call_tool("add", json!({"a": 1, "b": 2}), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(v["sum"], 3);
+    assert_eq!(server.restarts(), 1);
+    server.release().await;
     running.stop().await;
 }
