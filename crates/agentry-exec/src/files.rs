@@ -17,7 +17,7 @@ use std::sync::Arc;
 use agentry_actions::{ActionFailure, ActionRegistry, FnAction, SideEffect};
 use agentry_core::ErrorCode;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -688,17 +688,6 @@ pub(crate) fn register(
         ids.push(id);
     }
     Ok(ids)
-}
-
-/// The serialized form of a file result, for hosts that want a typed view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileInfo {
-    /// Root-relative path.
-    pub path: String,
-    /// Bytes of the file after the operation.
-    pub bytes: u64,
-    /// Its sha256.
-    pub sha256: String,
 }
 
 #[cfg(test)]
