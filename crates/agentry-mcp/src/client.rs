@@ -8,7 +8,9 @@
 //! # Stdio
 //!
 //! The child is started from an argv array (never a shell string) with
-//! `kill_on_drop`. Its stdout is read here, not by `rmcp`, so that anything that is
+//! `kill_on_drop`, in the configured `cwd`, with only the configured `env` plus a few
+//! harmless inherited variables (`INHERITED_ENV_VARS`): this process's API keys do not
+//! leak into third-party servers unless `inherit_env` asks for it. Its stdout is read here, not by `rmcp`, so that anything that is
 //! not a JSON-RPC message (a log line, a banner, garbage) or a line above the size
 //! limit ends the connection with a typed error (`mcp.protocol`,
 //! `mcp.message_too_large`) instead of being skipped while the caller waits for a
@@ -49,7 +51,8 @@ use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::config::{
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SHUTDOWN_GRACE, McpServerConfig, RestartPolicy, Transport,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SHUTDOWN_GRACE, INHERITED_ENV_VARS, McpServerConfig,
+    RestartPolicy, Transport,
 };
 use crate::error::McpError;
 
@@ -757,6 +760,14 @@ impl McpServer {
         let cfg = &self.inner.config;
         let command = cfg.command.clone().unwrap_or_default();
         let mut cmd = tokio::process::Command::new(&command);
+        if !cfg.inherit_env {
+            cmd.env_clear();
+            for key in INHERITED_ENV_VARS {
+                if let Some(v) = std::env::var_os(key) {
+                    cmd.env(key, v);
+                }
+            }
+        }
         cmd.args(&cfg.args)
             .envs(&cfg.env)
             .stdin(Stdio::piped())

@@ -28,6 +28,13 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Default largest message accepted from a stdio server (bytes, one line).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
+/// The variables a stdio server inherits from this process by default: enough to find
+/// programs and a home directory (`npx`, `uvx` need them), nothing that usually holds
+/// a secret.
+pub const INHERITED_ENV_VARS: &[&str] = &[
+    "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR", "TZ",
+];
+
 /// When a server that died may be started again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "mode")]
@@ -50,7 +57,7 @@ impl Default for RestartPolicy {
 
 /// How to reach one MCP server, and its limits.
 ///
-/// Deserializes from the keys `command`, `args`, `env`, `cwd`, `url`, `headers`,
+/// Deserializes from the keys `command`, `args`, `env`, `inherit_env`, `cwd`, `url`, `headers`,
 /// `timeout_seconds`, `max_total_seconds`, `connect_timeout_seconds`, `restart`
 /// (and `type`, accepted for compatibility with the JSON shape).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -62,9 +69,14 @@ pub struct McpServerConfig {
     /// Its arguments (an argv array; never interpolated by a shell).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// Extra environment variables for the child (added to the inherited ones).
+    /// Environment variables for the child. The child does not inherit this
+    /// process's environment (which may hold API keys) except the variables in
+    /// [`INHERITED_ENV_VARS`], unless `inherit_env` is set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Pass this process's whole environment to the child.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inherit_env: bool,
     /// Working directory of the child.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
@@ -131,6 +143,12 @@ impl McpServerConfig {
     /// Adds a header (HTTP only).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Passes this process's whole environment to the child (stdio only).
+    pub fn inherit_env(mut self, yes: bool) -> Self {
+        self.inherit_env = yes;
         self
     }
 
@@ -211,8 +229,14 @@ impl McpServerConfig {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(bad("`url` must start with http:// or https://"));
                 }
-                if !self.env.is_empty() || !self.args.is_empty() || self.cwd.is_some() {
-                    return Err(bad("`args`, `env` and `cwd` only apply to command servers"));
+                if !self.env.is_empty()
+                    || !self.args.is_empty()
+                    || self.cwd.is_some()
+                    || self.inherit_env
+                {
+                    return Err(bad(
+                        "`args`, `env`, `inherit_env` and `cwd` only apply to command servers",
+                    ));
                 }
                 Ok(Transport::Http)
             }

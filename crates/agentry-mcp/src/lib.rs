@@ -62,8 +62,8 @@ mod tools;
 pub use client::{CallLimits, McpServer, ToolInfo};
 pub use config::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_TOTAL,
-    DEFAULT_SHUTDOWN_GRACE, McpServerConfig, McpServersConfig, RestartPolicy, Transport,
-    parse_mcp_arg,
+    DEFAULT_SHUTDOWN_GRACE, INHERITED_ENV_VARS, McpServerConfig, McpServersConfig, RestartPolicy,
+    Transport, parse_mcp_arg,
 };
 pub use error::McpError;
 pub use server::{McpHttpServer, ServeOptions, serve_http, serve_io, serve_stdio};

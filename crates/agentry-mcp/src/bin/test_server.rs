@@ -105,6 +105,32 @@ fn registry() -> ActionRegistry {
             },
         ),
         FnAction::new(
+            "env_probe",
+            "Returns the working directory and the requested environment variables.",
+            obj(
+                json!({"names": {"type": "array", "items": {"type": "string"}}}),
+                json!(["names"]),
+            ),
+            |_, v| async move {
+                let mut vars = Map::new();
+                for n in v["names"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    vars.insert(
+                        n.to_owned(),
+                        std::env::var(n).map(Value::String).unwrap_or(Value::Null),
+                    );
+                }
+                let cwd = std::env::current_dir()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                Ok(json!({"cwd": cwd, "vars": vars}))
+            },
+        ),
+        FnAction::new(
             "hidden",
             "Host-only action; never offered over MCP.",
             obj(json!({}), json!([])),

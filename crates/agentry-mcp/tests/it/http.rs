@@ -195,3 +195,66 @@ async fn oversized_http_responses_end_the_connection_and_the_next_call_reconnect
     server.release().await;
     running.stop().await;
 }
+
+#[tokio::test]
+async fn the_server_refuses_invalid_json_rpc_and_keeps_serving() {
+    let running = Running::start(Dispatcher::new(test_registry(), &ActionPolicy::new())).await;
+    let http = reqwest::Client::new();
+    for body in [
+        "this is not json",
+        r#"{"jsonrpc": "2.0", "method": 42}"#,
+        "[]",
+    ] {
+        let resp = http
+            .post(&running.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_client_error(), "{body}: {}", resp.status());
+    }
+    let v = agentry_mcp::call_server_tool(
+        "web",
+        &McpServerConfig::http(&running.url),
+        "add",
+        json!({"a": 2, "b": 2}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v["sum"], 4);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn serve_io_works_over_any_byte_stream() {
+    let dispatcher = Dispatcher::new(test_registry(), &ActionPolicy::new());
+    let (client_side, server_side) = tokio::io::duplex(64 * 1024);
+    let (sr, sw) = tokio::io::split(server_side);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(agentry_mcp::serve_io(
+        dispatcher,
+        ServeOptions::default(),
+        sr,
+        sw,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    // A bare rmcp client on the other end (this crate may use rmcp in its tests).
+    use rmcp::ServiceExt;
+    let client = ().serve(client_side).await.unwrap();
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 4);
+    let mut p = rmcp::model::CallToolRequestParams::new("wipe");
+    p.arguments = Some(serde_json::Map::new());
+    let r = client.call_tool(p).await.unwrap();
+    assert_eq!(
+        r.is_error,
+        Some(true),
+        "approval-required actions answer a tool error"
+    );
+    stop_tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

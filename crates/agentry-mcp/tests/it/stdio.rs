@@ -31,7 +31,8 @@ async fn tools_register_as_actions_and_calls_pass_the_dispatcher() {
             "sleep",
             "delete_everything",
             "crash",
-            "big"
+            "big",
+            "env_probe"
         ],
         "registration order is the server's listing order; host-only actions are not offered"
     );
@@ -137,7 +138,7 @@ async fn release_closes_stdin_and_the_child_exits() {
         "child {pid} still running after release"
     );
     // The handle reconnects on the next call (not a restart).
-    assert_eq!(server.list_tools().await.unwrap().len(), 8);
+    assert_eq!(server.list_tools().await.unwrap().len(), 9);
     assert_eq!(server.restarts(), 0);
     let pid2 = server.pid().await.unwrap();
     drop(server);
@@ -380,4 +381,34 @@ async fn a_hung_server_is_killed_and_restarted_on_the_next_call() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     server.release().await;
+}
+
+#[tokio::test]
+async fn the_child_gets_its_cwd_and_env_but_not_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = own_stdio().env_var("MY_SETTING", "on");
+    config.cwd = Some(dir.path().to_path_buf());
+    let names = json!({"names": ["MY_SETTING", "CARGO_PKG_NAME", "PATH"]});
+    let server = McpServer::new("own", config.clone()).unwrap();
+    let v = server
+        .call_tool("env_probe", names.clone(), CallLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(v["vars"]["MY_SETTING"], "on");
+    assert!(
+        v["vars"]["CARGO_PKG_NAME"].is_null(),
+        "the parent's environment leaked: {v}"
+    );
+    assert!(v["vars"]["PATH"].is_string());
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(v["cwd"], cwd.display().to_string());
+    server.release().await;
+
+    let inherit = McpServer::new("own", config.inherit_env(true)).unwrap();
+    let v = inherit
+        .call_tool("env_probe", names, CallLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(v["vars"]["CARGO_PKG_NAME"], "agentry-mcp");
+    inherit.release().await;
 }
