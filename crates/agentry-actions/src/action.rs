@@ -144,6 +144,9 @@ pub struct ActionFailure {
     pub message: String,
     /// Structured detail returned with the error.
     pub data: Option<Value>,
+    /// A rule refused the call (workdir escape, command not allowed, write not
+    /// granted …): the record is `blocked`, not `error`.
+    pub blocked: bool,
 }
 
 impl ActionFailure {
@@ -153,6 +156,15 @@ impl ActionFailure {
             code: code.into(),
             message: message.into(),
             data: None,
+            blocked: false,
+        }
+    }
+
+    /// A refusal by a rule: the record becomes `blocked` with this code.
+    pub fn blocked(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            blocked: true,
+            ..Self::new(code, message)
         }
     }
 

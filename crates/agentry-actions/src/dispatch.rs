@@ -923,7 +923,12 @@ impl Dispatcher {
             ),
             Ok(Ok(Err(f))) => {
                 record.data = f.data;
-                record.fail(ActionStatus::Error, &f.code, f.message)
+                let status = if f.blocked {
+                    ActionStatus::Blocked
+                } else {
+                    ActionStatus::Error
+                };
+                record.fail(status, &f.code, f.message)
             }
             Ok(Ok(Ok(value))) => {
                 record.status = if partial.is_some() {

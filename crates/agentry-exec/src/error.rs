@@ -290,7 +290,12 @@ impl ExecError {
                 obj.insert(k, v);
             }
         }
-        ActionFailure::new(self.code(), self.to_string()).with_data(data)
+        let failure = if self.is_blocked() {
+            ActionFailure::blocked(self.code(), self.to_string())
+        } else {
+            ActionFailure::new(self.code(), self.to_string())
+        };
+        failure.with_data(data)
     }
 }
 

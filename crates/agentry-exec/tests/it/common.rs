@@ -26,8 +26,9 @@ pub fn bwrap_available() -> bool {
     ok
 }
 
+/// A refusal by a rule: `blocked` as the record status (not only in the data).
 pub fn blocked(f: &ActionFailure) -> bool {
-    f.data.as_ref().is_some_and(|d| d["status"] == "blocked")
+    f.blocked && f.data.as_ref().is_some_and(|d| d["status"] == "blocked")
 }
 
 /// A dispatcher over `registry` with `manager` as its resource resolver.
@@ -104,7 +105,11 @@ pub fn outcome(r: ActionRecord) -> Result<Value, ActionFailure> {
         return Ok(r.data.unwrap_or(Value::Null));
     }
     let e = r.error.clone().unwrap();
-    let mut f = ActionFailure::new(e.code, e.message);
+    let mut f = if r.status == agentry_actions::ActionStatus::Blocked {
+        ActionFailure::blocked(e.code, e.message)
+    } else {
+        ActionFailure::new(e.code, e.message)
+    };
     f.data = r.data;
     Err(f)
 }
