@@ -29,6 +29,7 @@
 //! | `agentry mcp call NAME TOOL JSON` | [`call_server_tool`] |
 //! | `agentry mcp serve` / `--http ADDR` | [`serve_stdio`] / [`serve_http`] |
 //! | `agentry run --mcp NAME=CMD\|URL` | [`parse_mcp_arg`] then [`McpServer::new`] + [`use_mcp`] |
+//! | `[mcp.servers.*]` in `agentry.toml` | [`McpServersConfig::from_toml_str`] then [`use_mcp_servers`] |
 //!
 //! # Example
 //!
@@ -69,7 +70,7 @@ pub use error::McpError;
 pub use server::{McpHttpServer, ServeOptions, serve_http, serve_io, serve_stdio};
 pub use tools::{
     AutoRefresh, McpToolSet, RefreshReport, RegisteredTool, SharedRegistry, SkippedTool,
-    ToolNaming, UseMcpOptions, tool_result_json, tool_result_value, use_mcp,
+    ToolNaming, UseMcpOptions, tool_result_json, tool_result_value, use_mcp, use_mcp_servers,
 };
 
 /// Connects to one configured server, lists its tools and releases it

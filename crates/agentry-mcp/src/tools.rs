@@ -174,6 +174,35 @@ pub async fn use_mcp(
     Ok(set)
 }
 
+/// Connects every server of `config` (in name order) and registers their tools, all
+/// or nothing: if one server fails, the registry is left as it was, the servers
+/// already started are released, and the error names the failing server.
+pub async fn use_mcp_servers(
+    registry: &mut ActionRegistry,
+    config: &crate::McpServersConfig,
+    options: UseMcpOptions,
+) -> Result<Vec<McpToolSet>, McpError> {
+    let mut next = registry.clone();
+    let mut sets: Vec<McpToolSet> = Vec::with_capacity(config.servers.len());
+    for (name, server_config) in &config.servers {
+        let attempt = match McpServer::new(name.clone(), server_config.clone()) {
+            Ok(server) => use_mcp(&mut next, &server, options.clone()).await,
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Ok(set) => sets.push(set),
+            Err(e) => {
+                for set in &sets {
+                    set.server().release().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    *registry = next;
+    Ok(sets)
+}
+
 impl McpToolSet {
     /// The server.
     pub fn server(&self) -> &McpServer {

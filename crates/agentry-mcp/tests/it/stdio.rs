@@ -412,3 +412,30 @@ async fn the_child_gets_its_cwd_and_env_but_not_ours() {
     assert_eq!(v["vars"]["CARGO_PKG_NAME"], "agentry-mcp");
     inherit.release().await;
 }
+
+#[tokio::test]
+async fn several_servers_register_all_or_nothing() {
+    let mut config = agentry_mcp::McpServersConfig::default();
+    config.servers.insert("one".into(), own_stdio());
+    config.servers.insert("two".into(), own_stdio());
+    let mut registry = agentry_actions::ActionRegistry::new();
+    let sets = agentry_mcp::use_mcp_servers(&mut registry, &config, UseMcpOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sets.len(), 2);
+    assert!(registry.contains("add") && registry.contains("two.add"));
+    for s in &sets {
+        s.server().release().await;
+    }
+
+    config.servers.insert("zz_broken".into(), sh("exit 1"));
+    let mut registry = agentry_actions::ActionRegistry::new();
+    let err = agentry_mcp::use_mcp_servers(&mut registry, &config, UseMcpOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.server(), Some("zz_broken"));
+    assert!(
+        registry.is_empty(),
+        "nothing registered when one server fails"
+    );
+}
