@@ -4,6 +4,7 @@
 //! Machine output (`--json`, `--events jsonl`) goes to stdout; human progress to
 //! stderr.
 mod approve;
+mod builtins;
 mod config;
 mod run;
 mod workspace_cmd;
@@ -105,6 +106,19 @@ struct RunArgs {
     /// Most planning rounds that execute actions.
     #[arg(long, value_name = "N")]
     max_rounds: Option<u32>,
+    /// Built-in action packages for the model: shell, python, node, sqlite, files,
+    /// coding (comma-separated). Files and commands are confined to --workspace
+    /// (default: the current directory).
+    #[arg(long, value_name = "LIST")]
+    enable: Option<String>,
+    /// Isolation of commands and code: auto (bubblewrap when available), required
+    /// (fail closed without it), off (needs --profile trusted).
+    #[arg(long, default_value = "auto", value_name = "auto|required|off")]
+    sandbox: String,
+    /// Permission profile of the built-in actions: read_only, local_files,
+    /// network_read, install_capable_shell, trusted.
+    #[arg(long, default_value = "read_only", value_name = "PROFILE")]
+    profile: String,
     /// Bind a Workspace: every RuntimeEvent is persisted to it.
     #[command(flatten)]
     workspace: workspace_cmd::WorkspaceLocation,

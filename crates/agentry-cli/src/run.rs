@@ -1,6 +1,7 @@
 //! `agentry run`.
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use agentry::{AgentryError, ErrorCode, EventType, Limits, Runtime};
@@ -92,9 +93,27 @@ pub async fn run(config_path: Option<PathBuf>, args: RunArgs, env: &Env) -> u8 {
         Ok(r) => r,
         Err(e) => return usage_error(e),
     };
-    let mut agent = runtime
-        .agent("agentry-cli")
-        .approval(crate::approve::handler(args.approve));
+    let approval = crate::approve::handler(args.approve);
+    let mut agent = runtime.agent("agentry-cli").approval(approval.clone());
+    let builtins = match &args.enable {
+        Some(list) => {
+            let root = args
+                .workspace
+                .workspace
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("."));
+            match crate::builtins::enable(list, root, &args.sandbox, &args.profile, approval) {
+                Ok(b) => Some(b),
+                Err(e) => return usage_error(e),
+            }
+        }
+        None => None,
+    };
+    if let Some(b) = &builtins {
+        agent = agent
+            .with_actions(b.registry.clone())
+            .resources(Arc::new(b.resources.clone()));
+    }
     if let Some(rounds) = args.max_rounds {
         agent = agent.max_rounds(rounds);
     }
@@ -118,6 +137,13 @@ pub async fn run(config_path: Option<PathBuf>, args: RunArgs, env: &Env) -> u8 {
 
     let human = !args.json && args.events.is_none();
     let progress = human && !args.quiet;
+    if progress && let Some(b) = &builtins {
+        eprintln!(
+            "actions: {} (isolation: {:?})",
+            b.action_ids.join(", "),
+            b.isolation
+        );
+    }
     if progress {
         eprintln!(
             "agentry · {} · {} · {}",
@@ -189,6 +215,9 @@ pub async fn run(config_path: Option<PathBuf>, args: RunArgs, env: &Env) -> u8 {
         }
     };
     let printed_text = printer.await.unwrap_or(false);
+    if let Some(b) = &builtins {
+        b.release(execution.id().as_str()).await;
+    }
     if args.record {
         let options = agentry::RecordOptions::new("observations").checkpoint(true);
         match execution.record_workspace(options).await {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use agentry_actions::{
     Action, ActionPolicy, ActionRegistry, ApprovalHandler, FnAction, LegacyTool, LoopOptions,
-    default_handler,
+    ResourceResolver, default_handler,
 };
 use agentry_core::AgentId;
 use agentry_model::ModelPool;
@@ -58,6 +58,7 @@ pub struct Agent {
     pub(crate) policy: ActionPolicy,
     pub(crate) approval: Arc<dyn ApprovalHandler>,
     pub(crate) loop_options: LoopOptions,
+    pub(crate) resources: Option<Arc<dyn ResourceResolver>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -85,6 +86,7 @@ impl Agent {
             policy: ActionPolicy::default(),
             approval: default_handler(),
             loop_options: LoopOptions::default(),
+            resources: None,
         }
     }
 
@@ -153,6 +155,13 @@ impl Agent {
     /// Loop settings (rounds, concurrency, planning protocol, timeouts).
     pub fn loop_options(mut self, options: LoopOptions) -> Self {
         self.loop_options = options;
+        self
+    }
+
+    /// Provides the execution resources (shell, interpreters, databases, MCP
+    /// servers …) that actions declare; see `agentry_exec::ResourceManager`.
+    pub fn resources(mut self, resolver: Arc<dyn ResourceResolver>) -> Self {
+        self.resources = Some(resolver);
         self
     }
 

@@ -172,3 +172,51 @@ async fn prompt_from_stdin() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("from stdin"));
 }
+
+#[tokio::test]
+async fn enabled_file_actions_are_confined_to_the_workspace() {
+    use agentry_testkit::{MockToolCall, Rule};
+    let scenario = Scenario::new()
+        .rule(Rule::when_no_tool_results().reply(Reply::tool_calls(vec![
+            MockToolCall::new("c1", "read_file", json!({"path": "notes.txt"})),
+            MockToolCall::new("c2", "read_file", json!({"path": "../outside.txt"})),
+        ])))
+        .rule(Rule::when_tool_results().reply(Reply::text("done reading")));
+    let server = MockServer::start(scenario).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::write(ws.join("notes.txt"), "the secret of tea").unwrap();
+    std::fs::write(dir.path().join("outside.txt"), "not for the model").unwrap();
+    let mut cmd = agentry(dir.path());
+    cmd.env("OPENAI_BASE_URL", server.base_url()).args([
+        "run",
+        "--model",
+        "m",
+        "--enable",
+        "files",
+        "--workspace",
+        ws.to_str().unwrap(),
+        "--json",
+        "read",
+    ]);
+    let o = output(cmd).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["text"], "done reading");
+    let logs = v["meta"]["actions"]["action_logs"].as_array().unwrap();
+    assert_eq!(logs[0]["status"], "success");
+    assert!(logs[0]["data"].to_string().contains("the secret of tea"));
+    assert_eq!(logs[1]["status"], "blocked");
+    assert!(
+        !v.to_string().contains("not for the model"),
+        "content outside the root leaked"
+    );
+    // The model was told about the refusal through the tool message.
+    let sent = server
+        .requests()
+        .into_iter()
+        .find(|r| r.has_tool_results())
+        .unwrap();
+    assert!(sent.raw_body.contains("blocked"), "{}", sent.raw_body);
+}

@@ -224,12 +224,16 @@ impl ExecutionBuilder {
                 .approval
                 .clone()
                 .unwrap_or_else(|| self.agent.approval.clone());
-            Some(agentry_actions::ActionLoop::new(
+            let mut action_loop = agentry_actions::ActionLoop::new(
                 self.actions.clone(),
                 &self.agent.policy,
                 approval,
                 loop_options,
-            )?)
+            )?;
+            if let Some(resources) = &self.agent.resources {
+                action_loop = action_loop.with_resources(resources.clone());
+            }
+            Some(action_loop)
         } else {
             None
         };
