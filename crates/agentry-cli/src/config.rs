@@ -44,6 +44,24 @@ pub struct FileConfig {
     /// Default limits.
     #[serde(default)]
     pub limits: Limits,
+    /// MCP servers (`[mcp.servers.NAME]`).
+    #[serde(default)]
+    pub mcp: agentry_mcp::McpServersConfig,
+}
+
+/// Loads the configuration file alone (for commands that need no model).
+pub fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    match path {
+        Some(p) => parse_file(p),
+        None => {
+            let p = PathBuf::from("agentry.toml");
+            if p.is_file() {
+                parse_file(&p)
+            } else {
+                Ok(FileConfig::default())
+            }
+        }
+    }
 }
 
 /// Kinds of provider a model entry can use.
@@ -130,6 +148,7 @@ pub struct ResolvedModel {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub source: Option<PathBuf>,
+    pub mcp: agentry_mcp::McpServersConfig,
     pub selected: String,
     pub models: Vec<ResolvedModel>,
     pub limits: Limits,
@@ -326,6 +345,7 @@ pub fn resolve(overrides: &Overrides, env: &Env) -> Result<Resolved, ConfigError
     }
     Ok(Resolved {
         source,
+        mcp: file.mcp,
         selected,
         models: resolved,
         limits: file.limits,

@@ -6,6 +6,7 @@
 mod approve;
 mod builtins;
 mod config;
+mod mcp_cmd;
 mod run;
 mod workspace_cmd;
 
@@ -33,6 +34,11 @@ struct Cli {
 enum Command {
     /// Run one request through an agent.
     Run(RunArgs),
+    /// MCP: list or call a server's tools, or serve actions to MCP clients.
+    Mcp {
+        #[command(subcommand)]
+        command: mcp_cmd::McpCommand,
+    },
     /// Inspect a Workspace: records, events, snapshots, leases.
     Workspace {
         #[command(flatten)]
@@ -119,6 +125,10 @@ struct RunArgs {
     /// network_read, install_capable_shell, trusted.
     #[arg(long, default_value = "read_only", value_name = "PROFILE")]
     profile: String,
+    /// Use an MCP server's tools as actions: `NAME=COMMAND ARGS…`, `NAME=URL`, or a
+    /// NAME from [mcp.servers] in agentry.toml. Repeatable.
+    #[arg(long, value_name = "NAME=CMD|URL")]
+    mcp: Vec<String>,
     /// Bind a Workspace: every RuntimeEvent is persisted to it.
     #[command(flatten)]
     workspace: workspace_cmd::WorkspaceLocation,
@@ -160,6 +170,13 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run::run(cli.config, args, &env).await,
+            Command::Mcp { command } => match config::load_file(cli.config.as_deref()) {
+                Ok(file) => mcp_cmd::run(&file.mcp, command).await,
+                Err(e) => {
+                    eprintln!("agentry: config error: {e}");
+                    2
+                }
+            },
             Command::Workspace { location, command } => {
                 workspace_cmd::run(&location, command).await
             }

@@ -109,10 +109,20 @@ pub async fn run(config_path: Option<PathBuf>, args: RunArgs, env: &Env) -> u8 {
         }
         None => None,
     };
+    let mut registry = builtins
+        .as_ref()
+        .map(|b| b.registry.clone())
+        .unwrap_or_default();
+    let mcp_servers =
+        match crate::mcp_cmd::connect_all(&args.mcp, &resolved.mcp, &mut registry).await {
+            Ok(s) => s,
+            Err(e) => return usage_error(e),
+        };
+    if !registry.is_empty() {
+        agent = agent.with_actions(registry);
+    }
     if let Some(b) = &builtins {
-        agent = agent
-            .with_actions(b.registry.clone())
-            .resources(Arc::new(b.resources.clone()));
+        agent = agent.resources(Arc::new(b.resources.clone()));
     }
     if let Some(rounds) = args.max_rounds {
         agent = agent.max_rounds(rounds);
@@ -217,6 +227,9 @@ pub async fn run(config_path: Option<PathBuf>, args: RunArgs, env: &Env) -> u8 {
     let printed_text = printer.await.unwrap_or(false);
     if let Some(b) = &builtins {
         b.release(execution.id().as_str()).await;
+    }
+    for server in &mcp_servers {
+        server.release().await;
     }
     if args.record {
         let options = agentry::RecordOptions::new("observations").checkpoint(true);

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod config_cmd;
+mod mcp_cmd;
 mod run_cmd;
 mod workspace_cmd;
 
