@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! cargo run --release -p agentry-bench --bin bench [-- --requests 1000 --in-flight 200]
+//!     [--no-event-log] [--url URL-of-a-running-mock] [--only-test-model]
 //! ```
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentry::model::{OpenAiChat, OpenAiConfig};
+
 use agentry::{Runtime, Settings};
 use agentry_testkit::{MockServer, Reply, Rule, Scenario};
 use futures::StreamExt;
@@ -46,7 +48,12 @@ fn main() {
         }
         return;
     }
-    if let Err(e) = rt.block_on(bench(requests, in_flight)) {
+    let url = args
+        .iter()
+        .position(|a| a == "--url")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    if let Err(e) = rt.block_on(bench(requests, in_flight, url)) {
         eprintln!("bench: {e}");
         std::process::exit(1);
     }
@@ -105,6 +112,23 @@ async fn serve() {
     })
     .await;
     server.shutdown().await;
+}
+
+/// A runtime whose default model streams from the mock server at `base_url`.
+fn http_runtime(base_url: &str) -> Result<Runtime, String> {
+    let provider =
+        OpenAiChat::new(OpenAiConfig::new(base_url, "bench-model")).map_err(|e| e.to_string())?;
+    let settings = Settings {
+        // `--no-event-log`: no per-execution replay log (hosts that observe through
+        // hooks rather than late `Execution::events()` subscribers).
+        keep_event_log: !std::env::args().any(|a| a == "--no-event-log"),
+        ..Settings::default()
+    };
+    Runtime::builder()
+        .model("default", Arc::new(provider))
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// CPU time (user + system) of this process, from /proc/self/stat, in seconds.
@@ -205,7 +229,21 @@ async fn run_phase(
     })
 }
 
-async fn bench(requests: usize, in_flight: usize) -> Result<(), String> {
+async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result<(), String> {
+    if let Some(url) = url {
+        let runtime = http_runtime(&url)?;
+        run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
+        run_phase(
+            &runtime,
+            &format!("concurrent ({in_flight} in flight)"),
+            requests,
+            in_flight,
+            "hi",
+        )
+        .await?
+        .print();
+        return Ok(());
+    }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
         .arg("--serve")
@@ -226,17 +264,7 @@ async fn bench(requests: usize, in_flight: usize) -> Result<(), String> {
         return Err(format!("mock server did not report its URL: {base_url:?}"));
     }
 
-    let provider = OpenAiChat::new(OpenAiConfig::new(base_url.clone(), "bench-model"))
-        .map_err(|e| e.to_string())?;
-    let settings = Settings {
-        keep_event_log: true,
-        ..Settings::default()
-    };
-    let runtime = Runtime::builder()
-        .model("default", Arc::new(provider))
-        .settings(settings)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = http_runtime(&base_url)?;
 
     println!("mock server: {base_url} (separate process)");
     println!("RSS at start: {} KiB", status_kib("VmRSS:"));
