@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod contract;
 mod error;
 mod execution;
 mod limits;
@@ -37,6 +38,7 @@ mod runtime;
 mod structured;
 
 pub use agent::Agent;
+pub use contract::contract_from_shape;
 pub use error::AgentryError;
 pub use execution::{Execution, ExecutionBuilder, ExecutionResult, RecordOptions, WorkspaceRecord};
 pub use limits::Limits;

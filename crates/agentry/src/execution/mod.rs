@@ -165,6 +165,44 @@ impl ExecutionBuilder {
         self
     }
 
+    /// Asks for a JSON answer shaped like `T`: the output contract is `T`'s JSON
+    /// Schema (field docs become descriptions). Read it with
+    /// [`Execution::data_as`].
+    ///
+    /// ```
+    /// use agentry::Runtime;
+    /// #[derive(serde::Deserialize, schemars::JsonSchema)]
+    /// struct Post {
+    ///     /// A short title.
+    ///     title: String,
+    ///     tags: Vec<String>,
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), agentry::AgentryError> {
+    /// let runtime = Runtime::builder().test_model().build()?;
+    /// let post: Post = runtime.agent("w").input("Rust").output::<Post>().start()?.data_as().await?;
+    /// assert!(!post.title.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn output<T: schemars::JsonSchema>(mut self) -> Self {
+        self.output_schema = Some(Value::from(schemars::schema_for!(T)));
+        self
+    }
+
+    /// Asks for a JSON answer described by a JSON-shaped contract (see
+    /// [`contract_from_shape`](crate::contract_from_shape)); a malformed shape is
+    /// reported by `start()`.
+    pub fn output_shape(mut self, shape: Value) -> Self {
+        match crate::contract::contract_from_shape(&shape) {
+            Ok(schema) => self.output_schema = Some(schema),
+            Err(e) => {
+                self.pending_error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
     /// Uses this model-pool key instead of the agent's.
     pub fn model(mut self, key: impl Into<String>) -> Self {
         self.model_key = Some(key.into());

@@ -234,3 +234,51 @@ async fn missing_keys_trigger_bounded_corrective_requests() {
     assert_eq!(missing, &vec!["steps[0].detail".to_string()]);
     assert_eq!(err.code(), "execution.output_missing_keys");
 }
+
+#[tokio::test]
+async fn json_shaped_contracts_and_typed_outputs() {
+    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+    #[allow(dead_code)]
+    struct Recipe {
+        /// The dish.
+        name: String,
+        steps: Vec<String>,
+        minutes: Option<u32>,
+    }
+    let runtime = Runtime::builder().test_model().build().unwrap();
+    let shape = json!({"title": ["string", "A short title"], "tips": [["string", "One tip"]], "rating": "integer?"});
+    let execution = runtime
+        .agent("a")
+        .input("tea")
+        .output_shape(shape)
+        .start()
+        .unwrap();
+    let data = execution.data().await.unwrap();
+    assert!(data["title"].is_string() && data["tips"].is_array());
+    // The rendered contract reached the model with its descriptions.
+    let events: Vec<_> = execution.events().collect().await;
+    let prompt = events
+        .iter()
+        .find(|e| e.event_type.as_str() == "prompt.built")
+        .unwrap();
+    assert!(prompt.payload.to_string().contains("A short title"));
+
+    let recipe: Recipe = runtime
+        .agent("a")
+        .input("tea")
+        .output::<Recipe>()
+        .start()
+        .unwrap()
+        .data_as()
+        .await
+        .unwrap();
+    assert!(!recipe.name.is_empty());
+
+    let err = runtime
+        .agent("a")
+        .input("x")
+        .output_shape(json!({"a": "strng"}))
+        .start()
+        .unwrap_err();
+    assert_eq!(err.code(), "execution.config");
+}
