@@ -149,11 +149,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Diagnostics go to stderr. rmcp's own logs are off by default: its failures
+    // reach the user as typed `mcp.*` errors, and stray log lines would break the
+    // one-line error promise. AGENTRY_LOG overrides (e.g. `AGENTRY_LOG=debug`).
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rmcp=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
