@@ -57,9 +57,9 @@ pub mod schema_sample;
 mod scripted;
 mod sse;
 pub mod streaming_json;
-mod test_model;
 #[cfg(test)]
 mod test_alloc;
+mod test_model;
 mod types;
 mod wire;
 

@@ -39,7 +39,10 @@ async fn tools_schema_and_options_are_sent() {
         assert_eq!(sent.header("x-team"), Some("agents"));
         assert_eq!(sent.header("content-type"), Some("application/json"));
         assert!(sent.header("authorization").is_none(), "no key, no header");
-        assert!(sent.header("user-agent").is_some_and(|ua| ua.starts_with("agentry/")));
+        assert!(
+            sent.header("user-agent")
+                .is_some_and(|ua| ua.starts_with("agentry/"))
+        );
         match api {
             Api::Chat => {
                 assert_eq!(
