@@ -256,7 +256,9 @@ impl ExecutionBuilder {
         if let Some(r) = self.max_rounds {
             loop_options.max_rounds = r;
         }
-        let uses_actions = !self.actions.action_list().is_empty();
+        // Only checks visibility: building the redacted listing here would clone every
+        // schema on each start.
+        let uses_actions = self.actions.entries().any(|a| a.spec().expose_to_model);
         let action_loop = if uses_actions {
             let approval = self
                 .approval
