@@ -125,9 +125,11 @@ struct RunArgs {
     /// network_read, install_capable_shell, trusted.
     #[arg(long, default_value = "read_only", value_name = "PROFILE")]
     profile: String,
-    /// Use an MCP server's tools as actions: `NAME=COMMAND ARGS…`, `NAME=URL`, or a
-    /// NAME from [mcp.servers] in agentry.toml. Repeatable.
-    #[arg(long, value_name = "NAME=CMD|URL")]
+    /// Use an MCP server's tools as actions: `NAME=COMMAND ARGS…` (stdio),
+    /// `NAME=URL` (Streamable HTTP), `NAME=sse+URL` (legacy HTTP+SSE, e.g.
+    /// `old=sse+https://host/sse`), or a NAME from [mcp.servers] in agentry.toml.
+    /// Repeatable.
+    #[arg(long, value_name = "NAME=CMD|URL|sse+URL")]
     mcp: Vec<String>,
     /// Bind a Workspace: every RuntimeEvent is persisted to it.
     #[command(flatten)]

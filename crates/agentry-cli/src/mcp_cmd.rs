@@ -13,7 +13,8 @@ use crate::workspace_cmd::WorkspaceLocation;
 pub enum McpCommand {
     /// List the tools of a server.
     List {
-        /// `NAME` from [mcp.servers] in agentry.toml, or `NAME=COMMAND ARGS…`, or `NAME=URL`.
+        /// `NAME` from [mcp.servers] in agentry.toml, or `NAME=COMMAND ARGS…`, or `NAME=URL`
+        /// (Streamable HTTP), or `NAME=sse+URL` (legacy HTTP+SSE).
         #[arg(long)]
         server: String,
         /// JSON output.
@@ -22,7 +23,7 @@ pub enum McpCommand {
     },
     /// Call one tool of a server and print its result as JSON.
     Call {
-        /// `NAME`, `NAME=COMMAND ARGS…` or `NAME=URL`.
+        /// `NAME`, `NAME=COMMAND ARGS…`, `NAME=URL` or `NAME=sse+URL`.
         #[arg(long)]
         server: String,
         /// The tool.
@@ -66,7 +67,7 @@ pub fn server_config(
         .get(spec)
         .cloned()
         .map(|c| (spec.to_owned(), c))
-        .ok_or_else(|| format!("no MCP server `{spec}`: add [mcp.servers.{spec}] to agentry.toml or use {spec}=COMMAND|URL"))
+        .ok_or_else(|| format!("no MCP server `{spec}`: add [mcp.servers.{spec}] to agentry.toml or use {spec}=COMMAND|URL|sse+URL"))
 }
 
 /// Connects the `--mcp` servers and registers their tools as actions.

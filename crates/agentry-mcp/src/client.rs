@@ -1,6 +1,7 @@
 //! Connections to MCP servers: [`McpServer`] owns one server (a child process over
-//! stdio or a Streamable HTTP endpoint), connects lazily, restarts it after a failure
-//! when its [`RestartPolicy`] allows, and shuts it down cleanly.
+//! stdio, a Streamable HTTP endpoint or a legacy HTTP+SSE endpoint), connects lazily,
+//! restarts it after a failure when its [`RestartPolicy`] allows, and shuts it down
+//! cleanly.
 //!
 //! The handle is shaped like an execution resource (`ensure` → `health` → `release`)
 //! so the resource manager in `agentry-exec` can own it later without changes here.
@@ -16,6 +17,13 @@
 //! `mcp.message_too_large`) instead of being skipped while the caller waits for a
 //! timeout. Stderr is drained into a bounded tail that error messages quote.
 //! Shutdown follows the spec: close stdin, wait a grace period, then kill.
+//!
+//! # Legacy HTTP+SSE
+//!
+//! `rmcp` has no client for the 2024-11-05 transport, so `crate::sse` implements
+//! one as an `rmcp` transport. Like the stdio reader it leaves the reason it stopped
+//! in the connection's `fatal` slot, so the same code turns a lost connection into
+//! a typed error and the same restart policy and call timeouts apply.
 //!
 //! # Timeouts
 //!
@@ -137,8 +145,10 @@ impl ClientHandler for Handler {
     }
 }
 
-/// Why a stdio connection ended from our side (set by the stdout reader).
-type Fatal = Arc<StdMutex<Option<McpError>>>;
+/// Why a connection ended from our side: set by the stdio stdout reader and by the
+/// legacy SSE transport, read by [`Connection::loss_reason`], because `rmcp` only
+/// reports "transport closed".
+pub(crate) type Fatal = Arc<StdMutex<Option<McpError>>>;
 
 struct Connection {
     generation: u64,
@@ -189,13 +199,9 @@ impl Connection {
 
     /// The error that explains a closed transport.
     async fn loss_reason(&self, server: &str) -> McpError {
-        if let Ok(mut f) = self.fatal.lock()
-            && let Some(e) = f.take()
-        {
-            // Keep a copy for later callers on this connection.
-            let copy = clone_fatal(&e);
-            *f = Some(e);
-            return copy;
+        if let Some(e) = self.fatal.lock().ok().and_then(|f| f.clone()) {
+            // The slot keeps it for later callers on this connection.
+            return e;
         }
         let mut status = None;
         if let Some(child) = &self.child {
@@ -217,22 +223,6 @@ impl Connection {
     }
 }
 
-fn clone_fatal(e: &McpError) -> McpError {
-    match e {
-        McpError::MessageTooLarge { server, limit } => McpError::MessageTooLarge {
-            server: server.clone(),
-            limit: *limit,
-        },
-        other => McpError::Protocol {
-            server: other.server().unwrap_or_default().to_owned(),
-            reason: match other {
-                McpError::Protocol { reason, .. } => reason.clone(),
-                o => o.to_string(),
-            },
-        },
-    }
-}
-
 fn tail_text(buf: &StdMutex<VecDeque<u8>>) -> String {
     match buf.lock() {
         Ok(b) => {
@@ -246,7 +236,7 @@ fn tail_text(buf: &StdMutex<VecDeque<u8>>) -> String {
     }
 }
 
-fn preview(s: &str) -> String {
+pub(crate) fn preview(s: &str) -> String {
     let mut p: String = s.chars().take(PREVIEW_CHARS).collect();
     if s.chars().count() > PREVIEW_CHARS {
         p.push('…');
@@ -694,6 +684,7 @@ impl McpServer {
         match self.inner.transport {
             Transport::Stdio => self.open_stdio(generation, handler).await,
             Transport::Http => self.open_http(generation, handler).await,
+            Transport::Sse => self.open_sse(generation, handler).await,
         }
     }
 
@@ -701,20 +692,10 @@ impl McpServer {
         let name = &self.inner.name;
         let cfg = &self.inner.config;
         let url = cfg.url.clone().unwrap_or_default();
-        let mut headers = std::collections::HashMap::new();
-        for (k, v) in &cfg.headers {
-            let hn = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| {
-                McpError::Config {
-                    server: Some(name.clone()),
-                    reason: format!("bad header name `{k}`: {e}"),
-                }
-            })?;
-            let hv = reqwest::header::HeaderValue::from_str(v).map_err(|e| McpError::Config {
-                server: Some(name.clone()),
-                reason: format!("bad value for header `{k}`: {e}"),
-            })?;
-            headers.insert(hn, hv);
-        }
+        let headers: std::collections::HashMap<_, _> = header_map(name, cfg)?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let transport = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(url)
                 .custom_headers(headers)
@@ -750,6 +731,73 @@ impl McpServer {
             service: tokio::sync::Mutex::new(Some(service)),
             child: None,
             fatal: Arc::new(StdMutex::new(None)),
+            stderr_tail: Arc::new(StdMutex::new(VecDeque::new())),
+            stderr_task: StdMutex::new(None),
+        })
+    }
+
+    async fn open_sse(&self, generation: u64, handler: Handler) -> Result<Connection, McpError> {
+        let name = self.inner.name.clone();
+        let cfg = &self.inner.config;
+        let raw_url = cfg.url.clone().unwrap_or_default();
+        let url = reqwest::Url::parse(&raw_url).map_err(|e| McpError::Config {
+            server: Some(name.clone()),
+            reason: format!("bad `url` `{raw_url}`: {e}"),
+        })?;
+        let fatal: Fatal = Arc::new(StdMutex::new(None));
+        let options = crate::sse::SseOptions {
+            server: name.clone(),
+            url,
+            headers: header_map(&name, cfg)?,
+            max_event_bytes: self.inner.max_message_bytes,
+            post_timeout: cfg.call_timeout_value(),
+            fatal: fatal.clone(),
+        };
+        let limit = cfg.connect_timeout_value();
+        // One limit for the whole opening: the GET, the `endpoint` event and
+        // `initialize`, so a server that keeps the stream open without ever naming an
+        // endpoint ends in `mcp.connect_timeout` like any other silent server.
+        let opened = tokio::time::timeout(limit, async {
+            let transport = crate::sse::connect(options).await?;
+            handler.serve(transport).await.map_err(|e| {
+                // The transport's own reason (a failed POST, a closed or garbled
+                // stream) explains more than rmcp's "connection closed".
+                if let Some(f) = fatal.lock().ok().and_then(|f| f.clone()) {
+                    return f;
+                }
+                match e {
+                    rmcp::service::ClientInitializeError::ConnectionClosed(_)
+                    | rmcp::service::ClientInitializeError::TransportError { .. } => {
+                        McpError::ServerExited {
+                            server: name.clone(),
+                            status: Some(format!("the SSE session ended during initialize: {e}")),
+                            stderr_tail: String::new(),
+                        }
+                    }
+                    other => McpError::Protocol {
+                        server: name.clone(),
+                        reason: format!("initialize failed: {other}"),
+                    },
+                }
+            })
+        })
+        .await;
+        let service = match opened {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(McpError::ConnectTimeout {
+                    server: name,
+                    timeout: limit,
+                });
+            }
+        };
+        Ok(Connection {
+            generation,
+            peer: service.peer().clone(),
+            service: tokio::sync::Mutex::new(Some(service)),
+            child: None,
+            fatal,
             stderr_tail: Arc::new(StdMutex::new(VecDeque::new())),
             stderr_task: StdMutex::new(None),
         })
@@ -867,7 +915,26 @@ impl McpServer {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// The configured headers, checked (HTTP and SSE send them with every request).
+fn header_map(name: &str, cfg: &McpServerConfig) -> Result<reqwest::header::HeaderMap, McpError> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        let hn = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| {
+            McpError::Config {
+                server: Some(name.to_owned()),
+                reason: format!("bad header name `{k}`: {e}"),
+            }
+        })?;
+        let hv = reqwest::header::HeaderValue::from_str(v).map_err(|e| McpError::Config {
+            server: Some(name.to_owned()),
+            reason: format!("bad value for header `{k}`: {e}"),
+        })?;
+        headers.insert(hn, hv);
+    }
+    Ok(headers)
+}
+
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(x) = src {

@@ -4,9 +4,11 @@
 //! [`parse_mcp_arg`] for the CLI's `--mcp NAME=CMD ARGS…|URL`.
 //!
 //! A server is either a command (stdio: `command`, `args`, `env`, `cwd`) or a URL
-//! (Streamable HTTP: `url`, `headers`). Legacy HTTP+SSE servers (`"type": "sse"`) are
-//! refused with `mcp.unsupported_transport`: `rmcp` ships no client for that
-//! transport and a half implementation would fail in ways nobody tests.
+//! (Streamable HTTP: `url`, `headers`). A URL server that only speaks the legacy
+//! HTTP+SSE transport of MCP 2024-11-05 is marked with `type = "sse"` (JSON
+//! `"type": "sse"`, TOML also `transport = "sse"`) or, on the command line, with an
+//! `sse+` prefix (`NAME=sse+https://host/sse`): the two transports cannot be told
+//! apart from the URL, and guessing would send the wrong first request.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,7 +61,9 @@ impl Default for RestartPolicy {
 ///
 /// Deserializes from the keys `command`, `args`, `env`, `inherit_env`, `cwd`, `url`, `headers`,
 /// `timeout_seconds`, `max_total_seconds`, `connect_timeout_seconds`, `restart`
-/// (and `type`, accepted for compatibility with the JSON shape).
+/// and `type` (alias `transport`): `"sse"` selects the legacy HTTP+SSE transport for a
+/// `url`; other values (`stdio`, `http`, `streamable-http` …) are accepted for
+/// compatibility with the JSON shape and change nothing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerConfig {
@@ -80,7 +84,8 @@ pub struct McpServerConfig {
     /// Working directory of the child.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
-    /// Streamable HTTP endpoint.
+    /// Streamable HTTP endpoint, or the SSE endpoint (`GET`) of a legacy HTTP+SSE
+    /// server when `type` is `sse`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// HTTP headers sent with every request (e.g. `Authorization: Bearer …`).
@@ -98,8 +103,14 @@ pub struct McpServerConfig {
     /// Restart policy; default: on failure, 3 times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartPolicy>,
-    /// Transport hint from the JSON shape (`stdio`, `http`, `streamable-http`, `sse`).
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    /// Transport hint from the JSON shape (`stdio`, `http`, `streamable-http`, `sse`);
+    /// `sse` selects [`Transport::Sse`], `ws`/`websocket` are refused as unsupported.
+    #[serde(
+        default,
+        rename = "type",
+        alias = "transport",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub transport_type: Option<String>,
 }
 
@@ -110,6 +121,10 @@ pub enum Transport {
     Stdio,
     /// Streamable HTTP.
     Http,
+    /// The legacy HTTP+SSE transport (MCP 2024-11-05): a `GET` event stream carries
+    /// the server's messages, the client's messages are POSTed to the endpoint the
+    /// stream names.
+    Sse,
 }
 
 fn seconds(v: Option<f64>, default: Duration) -> Duration {
@@ -140,7 +155,16 @@ impl McpServerConfig {
         }
     }
 
-    /// Adds a header (HTTP only).
+    /// A legacy HTTP+SSE server; `url` is its SSE endpoint (often `…/sse`).
+    pub fn sse(url: impl Into<String>) -> Self {
+        Self {
+            url: Some(url.into()),
+            transport_type: Some("sse".into()),
+            ..Self::default()
+        }
+    }
+
+    /// Adds a header (HTTP and SSE only; sent with every request).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
         self
@@ -202,18 +226,28 @@ impl McpServerConfig {
         self.restart.unwrap_or_default()
     }
 
-    /// Which transport this config uses; refuses ambiguous, empty and legacy-SSE configs.
+    /// Which transport this config uses; refuses ambiguous and empty configs, and
+    /// transports this crate has no client for (WebSocket).
     pub fn transport(&self, server: &str) -> Result<Transport, McpError> {
         let bad = |reason: &str| McpError::Config {
             server: Some(server.to_owned()),
             reason: reason.to_owned(),
         };
-        let ty = self.transport_type.as_deref().map(str::to_ascii_lowercase);
-        if ty.as_deref() == Some("sse") {
+        let ty = self
+            .transport_type
+            .as_deref()
+            .map(|t| t.trim().to_ascii_lowercase());
+        if matches!(ty.as_deref(), Some("ws" | "websocket")) {
             return Err(McpError::UnsupportedTransport {
                 server: server.to_owned(),
-                reason: "legacy HTTP+SSE servers are not supported (rmcp has no client for it); use the server's Streamable HTTP endpoint".into(),
+                reason: "there is no WebSocket client here; use the server's Streamable HTTP or SSE endpoint".into(),
             });
+        }
+        let sse = ty.as_deref() == Some("sse");
+        if sse && self.command.is_some() {
+            return Err(bad(
+                "`type = \"sse\"` needs `url` (the SSE endpoint), not `command`",
+            ));
         }
         match (&self.command, &self.url) {
             (Some(_), Some(_)) => Err(bad("set either `command` or `url`, not both")),
@@ -238,7 +272,7 @@ impl McpServerConfig {
                         "`args`, `env`, `inherit_env` and `cwd` only apply to command servers",
                     ));
                 }
-                Ok(Transport::Http)
+                Ok(if sse { Transport::Sse } else { Transport::Http })
             }
         }
     }
@@ -344,10 +378,13 @@ impl McpServersConfig {
     }
 }
 
-/// Parses the CLI form `NAME=CMD ARGS…` or `NAME=URL`.
+/// Parses the CLI form `NAME=CMD ARGS…`, `NAME=URL` or `NAME=sse+URL`.
 ///
-/// The command part is split like a shell would split words (spaces, single and
-/// double quotes, backslash escapes) but never run through a shell.
+/// An `http://` or `https://` URL is a Streamable HTTP server; the same URL with an
+/// `sse+` prefix (`sse+https://host/sse`) is a legacy HTTP+SSE server. The prefix is
+/// explicit because the URL alone does not tell the transports apart. Anything else
+/// is a command, split like a shell would split words (spaces, single and double
+/// quotes, backslash escapes) but never run through a shell.
 ///
 /// ```
 /// use agentry_mcp::parse_mcp_arg;
@@ -357,6 +394,9 @@ impl McpServersConfig {
 /// assert_eq!(cfg.args, vec!["-y", "@modelcontextprotocol/server-filesystem", "/my dir"]);
 /// let (_, web) = parse_mcp_arg("web=http://127.0.0.1:8080/mcp")?;
 /// assert_eq!(web.url.as_deref(), Some("http://127.0.0.1:8080/mcp"));
+/// let (_, old) = parse_mcp_arg("old=sse+http://127.0.0.1:3001/sse")?;
+/// assert_eq!(old.url.as_deref(), Some("http://127.0.0.1:3001/sse"));
+/// assert_eq!(old.transport("old")?, agentry_mcp::Transport::Sse);
 /// # Ok::<(), agentry_mcp::McpError>(())
 /// ```
 pub fn parse_mcp_arg(arg: &str) -> Result<(String, McpServerConfig), McpError> {
@@ -380,8 +420,17 @@ pub fn parse_mcp_arg(arg: &str) -> Result<(String, McpServerConfig), McpError> {
         )));
     }
     let rest = rest.trim();
-    if rest.starts_with("http://") || rest.starts_with("https://") {
+    let is_url = |s: &str| s.starts_with("http://") || s.starts_with("https://");
+    if is_url(rest) {
         return Ok((name.to_owned(), McpServerConfig::http(rest)));
+    }
+    if let Some(url) = rest.strip_prefix("sse+") {
+        if !is_url(url) {
+            return Err(bad(format!(
+                "`{name}`: `sse+` must be followed by an http:// or https:// URL"
+            )));
+        }
+        return Ok((name.to_owned(), McpServerConfig::sse(url)));
     }
     let words = split_words(rest).map_err(|e| bad(format!("`{name}`: {e}")))?;
     let mut it = words.into_iter();
@@ -461,10 +510,24 @@ mod tests {
         let mut both = McpServerConfig::http("http://a");
         both.command = Some("x".into());
         assert!(both.transport("s").is_err());
-        let mut sse = McpServerConfig::http("http://a/sse");
-        sse.transport_type = Some("sse".into());
+        assert_eq!(
+            McpServerConfig::sse("http://a/sse").transport("s").ok(),
+            Some(Transport::Sse)
+        );
+        let mut upper = McpServerConfig::http("http://a/sse");
+        upper.transport_type = Some(" SSE ".into());
+        assert_eq!(upper.transport("s").ok(), Some(Transport::Sse));
+        let mut sse_cmd = McpServerConfig::stdio("x", ["y"]);
+        sse_cmd.transport_type = Some("sse".into());
         assert!(matches!(
-            sse.transport("s"),
+            sse_cmd.transport("s"),
+            Err(McpError::Config { .. })
+        ));
+        assert!(McpServerConfig::sse("ftp://a").transport("s").is_err());
+        let mut ws = McpServerConfig::http("http://a/ws");
+        ws.transport_type = Some("websocket".into());
+        assert!(matches!(
+            ws.transport("s"),
             Err(McpError::UnsupportedTransport { .. })
         ));
         assert!(McpServerConfig::http("ftp://a").transport("s").is_err());
@@ -480,6 +543,29 @@ mod tests {
         assert!(parse_mcp_arg("noequals").is_err());
         assert!(parse_mcp_arg("x=").is_err());
         assert!(parse_mcp_arg("bad name=cmd").is_err());
+        let (_, sse) = parse_mcp_arg("old = sse+https://h/sse").unwrap_or_default();
+        assert_eq!(sse, McpServerConfig::sse("https://h/sse"));
+        assert!(parse_mcp_arg("old=sse+ftp://h/sse").is_err());
+        assert!(parse_mcp_arg("old=sse+").is_err());
+    }
+
+    #[test]
+    fn sse_is_selected_by_type_or_transport() {
+        let json = McpServersConfig::from_json_str(
+            r#"{"mcpServers": {"old": {"type": "sse", "url": "https://h/sse", "headers": {"Authorization": "Bearer t"}}}}"#,
+        );
+        let toml = McpServersConfig::from_toml_str(
+            "[mcp.servers.old]\ntransport = \"sse\"\nurl = \"https://h/sse\"\nheaders = { Authorization = \"Bearer t\" }\n",
+        );
+        let expected = McpServerConfig::sse("https://h/sse").header("Authorization", "Bearer t");
+        for parsed in [json, toml] {
+            let servers = parsed.map(|c| c.servers).unwrap_or_default();
+            assert_eq!(servers.get("old"), Some(&expected));
+            assert_eq!(
+                servers.get("old").map(|c| c.transport("old").ok()),
+                Some(Some(Transport::Sse))
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,10 @@ use std::time::Duration;
 use agentry_core::ErrorCode;
 
 /// What went wrong with an MCP server, a connection or a call.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, because the failure that ended a connection is handed to every call that
+/// was waiting on it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum McpError {
     /// The server configuration is unusable (neither or both of `command` and `url`,
@@ -21,8 +24,7 @@ pub enum McpError {
         /// What is wrong.
         reason: String,
     },
-    /// The configured transport exists in MCP but not here (legacy HTTP+SSE: `rmcp`
-    /// ships no client for it).
+    /// The configured transport exists but has no client here (`"type": "websocket"`).
     #[error("MCP server `{server}`: unsupported transport: {reason}")]
     UnsupportedTransport {
         /// The server name.

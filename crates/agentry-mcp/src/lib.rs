@@ -3,10 +3,11 @@
 //! types never appear in this crate's API apart from the raw tool result
 //! ([`McpServer::call_tool_raw`]).
 //!
-//! - **Configure** servers with [`McpServerConfig`] (stdio command or Streamable HTTP
-//!   URL with headers), several at once with [`McpServersConfig`] (`[mcp.servers.NAME]`
-//!   in TOML or `{"mcpServers": {...}}` in JSON), or parse the CLI's `NAME=CMD|URL`
-//!   with [`parse_mcp_arg`].
+//! - **Configure** servers with [`McpServerConfig`] (stdio command, Streamable HTTP
+//!   URL with headers, or legacy HTTP+SSE URL with headers, `type = "sse"`), several at
+//!   once with [`McpServersConfig`] (`[mcp.servers.NAME]` in TOML or
+//!   `{"mcpServers": {...}}` in JSON), or parse the CLI's `NAME=CMD|URL|sse+URL` with
+//!   [`parse_mcp_arg`].
 //! - **Connect** with an [`McpServer`] handle: lazy connect with a connect timeout,
 //!   `ping` health check, restart after failure per [`RestartPolicy`], graceful release
 //!   (close stdin, grace period, kill) and kill on drop.
@@ -18,8 +19,11 @@
 //!   ([`serve_http`], [`McpHttpServer`]).
 //! - **Fail typed**: every failure is an [`McpError`] with a stable `mcp.*` code.
 //!
-//! Legacy HTTP+SSE servers are not supported: `rmcp` deliberately ships no client for
-//! that transport (configs with `"type": "sse"` fail with `mcp.unsupported_transport`).
+//! Three client transports ([`Transport`]): stdio, Streamable HTTP (`rmcp`'s client),
+//! and the legacy HTTP+SSE transport of MCP 2024-11-05, which `rmcp` does not ship and
+//! this crate implements itself (same-origin endpoint only, size-capped events, typed
+//! errors), for the many servers that still speak only that. All three share the
+//! restart policy, the timeouts and the error codes.
 //!
 //! # For the CLI
 //!
@@ -28,7 +32,7 @@
 //! | `agentry mcp list --server NAME` | [`list_server_tools`] |
 //! | `agentry mcp call NAME TOOL JSON` | [`call_server_tool`] |
 //! | `agentry mcp serve` / `--http ADDR` | [`serve_stdio`] / [`serve_http`] |
-//! | `agentry run --mcp NAME=CMD\|URL` | [`parse_mcp_arg`] then [`McpServer::new`] + [`use_mcp`] |
+//! | `agentry run --mcp NAME=CMD\|URL\|sse+URL` | [`parse_mcp_arg`] then [`McpServer::new`] + [`use_mcp`] |
 //! | `[mcp.servers.*]` in `agentry.toml` | [`McpServersConfig::from_toml_str`] then [`use_mcp_servers`] |
 //!
 //! # Example
@@ -58,6 +62,7 @@ mod client;
 mod config;
 mod error;
 mod server;
+mod sse;
 mod tools;
 
 pub use client::{CallLimits, McpServer, ToolInfo};

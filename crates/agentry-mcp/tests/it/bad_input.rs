@@ -141,12 +141,23 @@ async fn a_refused_connection_is_a_connect_error() {
 
 #[tokio::test]
 async fn configuration_errors_are_typed() {
-    let sse = McpServersConfig::from_json_str(
-        r#"{"mcpServers": {"old": {"type": "sse", "url": "http://127.0.0.1:1/sse"}}}"#,
+    let ws = McpServersConfig::from_json_str(
+        r#"{"mcpServers": {"ws": {"type": "websocket", "url": "http://127.0.0.1:1/ws"}}}"#,
     )
     .unwrap();
-    let err = McpServer::new("old", sse.servers["old"].clone()).unwrap_err();
+    let err = McpServer::new("ws", ws.servers["ws"].clone()).unwrap_err();
     assert_eq!(err.code(), "mcp.unsupported_transport");
+    let sse_without_url = McpServersConfig::from_json_str(
+        r#"{"mcpServers": {"old": {"type": "sse", "command": "x"}}}"#,
+    )
+    .unwrap();
+    let err = McpServer::new("old", sse_without_url.servers["old"].clone()).unwrap_err();
+    assert_eq!(err.code(), "mcp.config_invalid");
+    let bad_sse_header = McpServerConfig::sse("http://127.0.0.1:1/sse").header("bad header", "x");
+    assert_eq!(
+        connect_err(bad_sse_header).await.code(),
+        "mcp.config_invalid"
+    );
     assert_eq!(
         parse_mcp_arg("nothing").unwrap_err().code(),
         "mcp.config_invalid"

@@ -117,11 +117,12 @@ http.Server.prototype.listen = function (port, ...rest) { \
 }; \
 import(require('url').pathToFileURL(process.argv[1]).href);";
 
-#[tokio::test]
-async fn server_everything_over_streamable_http() {
-    let Some(entry) = everything_entry() else {
-        return;
-    };
+/// Starts server-everything's HTTP server in `mode` (`streamableHttp` or `sse`) on a
+/// free loopback port and waits until it listens.
+async fn start_everything_http(
+    entry: &std::path::Path,
+    mode: &str,
+) -> (tokio::process::Child, u16) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -129,8 +130,8 @@ async fn server_everything_over_streamable_http() {
     let mut child = tokio::process::Command::new("node")
         .arg("-e")
         .arg(LOOPBACK_PRELOAD)
-        .arg(&entry)
-        .arg("streamableHttp")
+        .arg(entry)
+        .arg(mode)
         .env("PORT", port.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -153,6 +154,15 @@ async fn server_everything_over_streamable_http() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    (child, port)
+}
+
+#[tokio::test]
+async fn server_everything_over_streamable_http() {
+    let Some(entry) = everything_entry() else {
+        return;
+    };
+    let (mut child, port) = start_everything_http(&entry, "streamableHttp").await;
     let config = McpServerConfig::http(format!("http://127.0.0.1:{port}/mcp"));
     let s = Setup::new(
         "everything",
@@ -172,6 +182,54 @@ async fn server_everything_over_streamable_http() {
         r.data.as_ref().unwrap().is_object(),
         "structured content comes back as JSON: {r:?}"
     );
+    s.server.release().await;
+    let _ = child.kill().await;
+}
+
+#[tokio::test]
+async fn server_everything_over_legacy_sse() {
+    let Some(entry) = everything_entry() else {
+        return;
+    };
+    let (mut child, port) = start_everything_http(&entry, "sse").await;
+    let config = McpServerConfig::sse(format!("http://127.0.0.1:{port}/sse"))
+        .header("Authorization", "Bearer ignored-by-everything")
+        .connect_timeout(std::time::Duration::from_secs(60));
+    let s = Setup::new(
+        "everything",
+        config,
+        UseMcpOptions::default(),
+        &ActionPolicy::new(),
+    )
+    .await;
+    let ids: Vec<String> = s.set.tools().into_iter().map(|t| t.action_id).collect();
+    for expected in ["echo", "get-sum", "get-tiny-image"] {
+        assert!(
+            ids.iter().any(|i| i == expected),
+            "{expected} missing from {ids:?}"
+        );
+    }
+    let r = s.call("echo", json!({"message": "over legacy sse"})).await;
+    assert_eq!(r.status, ActionStatus::Success, "{r:?}");
+    assert!(
+        r.data
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("over legacy sse"),
+        "{r:?}"
+    );
+    let r = s.call("get-sum", json!({"a": 40, "b": 2})).await;
+    assert_eq!(r.status, ActionStatus::Success, "{r:?}");
+    assert!(r.data.as_ref().unwrap().to_string().contains("42"), "{r:?}");
+    let r = s.call("get-tiny-image", json!({})).await;
+    assert_eq!(r.status, ActionStatus::Success, "{r:?}");
+    assert!(s.server.health().await.is_ok());
+    s.server.release().await;
+    // A fresh session after the release (the endpoint carries a new session id).
+    let r = s.call("get-sum", json!({"a": 1, "b": 2})).await;
+    assert_eq!(r.status, ActionStatus::Success, "{r:?}");
+    assert_eq!(s.server.restarts(), 0, "a release is not a restart");
     s.server.release().await;
     let _ = child.kill().await;
 }
