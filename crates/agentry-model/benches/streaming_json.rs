@@ -1,11 +1,13 @@
-//! Throughput of the streaming JSON parser versus `serde_json::from_slice` (the floor), and
-//! versus the floor plus one copy of every object/array subtree ("floor+copies"): the `Done`
-//! event of a container carries its whole sub-value, so every parser with this event contract
-//! does at least that much work.
+//! Throughput of the streaming JSON parser versus `serde_json::from_slice` on the whole
+//! document (the floor), per chunk size and document size, for two container settings:
+//! `all` (every object/array `Done` carries a copy of its subtree, so each value is copied once
+//! per enclosing container) and `none` (containers complete with `ContainerDone`; linear work).
 //!
 //! `cargo bench -p agentry-model --bench streaming_json` (harness = false, std::time only).
-//! Set `STREAMING_JSON_BENCH_SIZES=64k,1m` to run a subset of the sizes (64k, 1m, 16m) and
-//! `STREAMING_JSON_BENCH_CHUNKS=16` to run a subset of the chunk sizes (1, 16, 4096).
+//! Environment variables select subsets: `STREAMING_JSON_BENCH_SIZES=64k,1m` (of 64k, 1m, 16m),
+//! `STREAMING_JSON_BENCH_CHUNKS=16` (of 1, 16, 4096), `STREAMING_JSON_BENCH_MODES=none` (of
+//! all, none); `STREAMING_JSON_BENCH_REPEATS=3` (default 3) measures each cell that many times
+//! and reports the best with the spread ((slowest − best) / best).
 
 // The module is compiled into the bench directly (it depends only on serde_json and
 // thiserror), so this target builds even while the crate's target list is being edited.
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 #[path = "../src/streaming_json/mod.rs"]
 mod streaming_json;
 
-use streaming_json::{JsonEvent, StreamingJsonParser};
+use streaming_json::{ContainerValues, JsonEvent, ParserOptions, StreamingJsonParser};
 
 /// Deterministic PRNG (splitmix64).
 struct Rng(u64);
@@ -126,38 +128,34 @@ fn measure(min_time: Duration, mut run: impl FnMut() -> usize) -> (Duration, usi
     (start.elapsed() / iterations, black_box(sink))
 }
 
-/// What any parser with this event contract must at least do: build the value and copy every
-/// object/array subtree once for its `Done` event (plus drop those copies).
-fn floor_with_subtree_copies(doc: &[u8]) -> usize {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(doc) else {
-        return 0;
-    };
-    let mut copies = 0usize;
-    let mut stack = vec![&value];
-    while let Some(node) = stack.pop() {
-        match node {
-            serde_json::Value::Object(map) => {
-                copies += usize::from(black_box(node.clone()).is_object());
-                stack.extend(map.values());
-            }
-            serde_json::Value::Array(items) => {
-                copies += usize::from(black_box(node.clone()).is_array());
-                stack.extend(items.iter());
-            }
-            _ => {}
-        }
-    }
-    copies
+/// Best time per run over `repeats` measurements, and the spread (slowest − best) / best.
+fn measure_repeated(
+    repeats: usize,
+    min_time: Duration,
+    mut run: impl FnMut() -> usize,
+) -> (Duration, f64) {
+    let times: Vec<Duration> = (0..repeats.max(1))
+        .map(|_| measure(min_time, &mut run).0)
+        .collect();
+    let best = times.iter().min().copied().unwrap_or_default();
+    let worst = times.iter().max().copied().unwrap_or_default();
+    let spread = (worst.as_secs_f64() - best.as_secs_f64()) / best.as_secs_f64().max(1e-12);
+    (best, spread)
 }
 
-fn parse_streaming(doc: &[u8], chunk: usize) -> usize {
-    let mut parser = StreamingJsonParser::new();
+fn parse_streaming(doc: &[u8], chunk: usize, container_values: &ContainerValues) -> usize {
+    let mut parser = StreamingJsonParser::with_options(ParserOptions {
+        container_values: container_values.clone(),
+        ..ParserOptions::default()
+    });
     let mut count = 0usize;
     for piece in doc.chunks(chunk) {
         match parser.feed_bytes(piece) {
             Ok(events) => {
                 for event in events {
-                    if let JsonEvent::Done { .. } = black_box(event) {
+                    if let JsonEvent::Done { .. } | JsonEvent::ContainerDone { .. } =
+                        black_box(event)
+                    {
                         count += 1;
                     }
                 }
@@ -177,78 +175,79 @@ fn parse_streaming(doc: &[u8], chunk: usize) -> usize {
     }
 }
 
+fn selected(variable: &str, name: &str) -> bool {
+    let wanted = std::env::var(variable).unwrap_or_default();
+    wanted.trim().is_empty() || wanted.split(',').any(|w| w.trim() == name)
+}
+
 fn main() {
-    let wanted = std::env::var("STREAMING_JSON_BENCH_SIZES").unwrap_or_default();
     let sizes: Vec<(&str, usize)> = [
         ("64k", 64 * 1024),
         ("1m", 1024 * 1024),
         ("16m", 16 * 1024 * 1024),
     ]
     .into_iter()
-    .filter(|(name, _)| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == *name))
+    .filter(|(name, _)| selected("STREAMING_JSON_BENCH_SIZES", name))
     .collect();
-    let wanted_chunks = std::env::var("STREAMING_JSON_BENCH_CHUNKS").unwrap_or_default();
+    let chunks: Vec<usize> = [1usize, 16, 4096]
+        .into_iter()
+        .filter(|chunk| selected("STREAMING_JSON_BENCH_CHUNKS", &chunk.to_string()))
+        .collect();
+    let modes: Vec<(&str, ContainerValues)> = [
+        ("all", ContainerValues::All),
+        ("none", ContainerValues::None),
+    ]
+    .into_iter()
+    .filter(|(name, _)| selected("STREAMING_JSON_BENCH_MODES", name))
+    .collect();
+    let repeats = std::env::var("STREAMING_JSON_BENCH_REPEATS")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .unwrap_or(3);
     let min_time = Duration::from_millis(800);
     let mb = |bytes: usize, time: Duration| bytes as f64 / 1e6 / time.as_secs_f64();
 
-    println!(
-        "{:>5} | {:>11} | {:>12} | {:>22} | {:>22} | {:>22} | {:>7} | {:>7}",
-        "size",
-        "floor",
-        "floor+copies",
-        "chunks of 1 B",
-        "chunks of 16 B",
-        "chunks of 4 KiB",
-        "16B/fl",
-        "16B/f+c"
+    println!("best of {repeats} (spread = (slowest - best) / best); ratio = floor time / time");
+    print!(
+        "{:>5} | {:>5} | {:>19}",
+        "size", "mode", "floor (whole doc)"
     );
-    println!("{}", "-".repeat(131));
+    for chunk in &chunks {
+        print!(" | {:>29}", format!("chunks of {chunk} B"));
+    }
+    println!();
+    println!("{}", "-".repeat(35 + 32 * chunks.len()));
     for (name, size) in sizes {
         let doc = document(size);
         if let Err(error) = serde_json::from_slice::<serde_json::Value>(&doc) {
             eprintln!("generated document is not JSON: {error}");
             std::process::exit(1);
         }
-        let (floor, _) = measure(min_time, || {
+        let (floor, floor_spread) = measure_repeated(repeats, min_time, || {
             serde_json::from_slice::<serde_json::Value>(black_box(&doc))
                 .map(|value| usize::from(value.is_object()))
                 .unwrap_or(0)
         });
-        let (floor_copies, _) = measure(min_time, || floor_with_subtree_copies(black_box(&doc)));
-        let mut cells = Vec::new();
-        let mut ratio = 0.0;
-        let mut ratio_copies = 0.0;
-        for chunk in [1usize, 16, 4096] {
-            if !wanted_chunks.is_empty()
-                && !wanted_chunks
-                    .split(',')
-                    .any(|w| w.trim() == chunk.to_string())
-            {
-                cells.push(format!("{:>22}", "-"));
-                continue;
-            }
-            let (time, _) = measure(min_time, || parse_streaming(black_box(&doc), chunk));
-            if chunk == 16 {
-                ratio = floor.as_secs_f64() / time.as_secs_f64();
-                ratio_copies = floor_copies.as_secs_f64() / time.as_secs_f64();
-            }
-            cells.push(format!(
-                "{:>7.1} MB/s {:>4.1}ns/B",
-                mb(doc.len(), time),
-                time.as_nanos() as f64 / doc.len() as f64
-            ));
-        }
-        let cell = |i: usize| cells.get(i).cloned().unwrap_or_default();
-        println!(
-            "{:>5} | {:>6.1} MB/s | {:>7.1} MB/s | {} | {} | {} | {:>6.2}x | {:>6.2}x",
-            name,
+        let floor_cell = format!(
+            "{:>6.1} MB/s +{:>3.0}%",
             mb(doc.len(), floor),
-            mb(doc.len(), floor_copies),
-            cell(0),
-            cell(1),
-            cell(2),
-            ratio,
-            ratio_copies
+            floor_spread * 100.0
         );
+        for (mode, container_values) in &modes {
+            print!("{name:>5} | {mode:>5} | {floor_cell:>19}");
+            for &chunk in &chunks {
+                let (time, spread) = measure_repeated(repeats, min_time, || {
+                    parse_streaming(black_box(&doc), chunk, container_values)
+                });
+                print!(
+                    " | {:>6.1} MB/s +{:>3.0}% {:>5.2}x {:>4.0}ns/B",
+                    mb(doc.len(), time),
+                    spread * 100.0,
+                    floor.as_secs_f64() / time.as_secs_f64(),
+                    time.as_nanos() as f64 / doc.len() as f64
+                );
+            }
+            println!();
+        }
     }
 }

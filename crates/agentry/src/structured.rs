@@ -1,10 +1,12 @@
 //! Structured output beyond the prompt: per-key streaming, the KeyWaiter store,
 //! reading (with repair) and validating the final answer, and ensure-keys.
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use agentry_core::{Diagnostic, Severity};
 use agentry_model::streaming_json::{
-    JsonEvent, JsonPath, PathPattern, PatternSegment, StreamingJsonParser,
+    ContainerValues, JsonEvent, JsonPath, ParserOptions, PathPattern, PatternSegment,
+    StreamingJsonParser,
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -96,6 +98,9 @@ pub(crate) struct KeyStore {
 pub(crate) struct KeyState {
     /// In completion order.
     pub(crate) values: Vec<(JsonPath, Value)>,
+    /// Position of each path in `values`, so recording stays cheap for answers with many
+    /// values (a linear search made streaming a large answer quadratic).
+    positions: HashMap<JsonPath, usize>,
     /// Set when the execution ended.
     pub(crate) finished: bool,
 }
@@ -111,9 +116,13 @@ impl KeyStore {
     pub(crate) fn record(&self, path: JsonPath, value: Value) {
         {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            match s.values.iter_mut().find(|(p, _)| *p == path) {
+            let s = &mut *s;
+            match s.positions.get(&path).and_then(|&i| s.values.get_mut(i)) {
                 Some(slot) => slot.1 = value,
-                None => s.values.push((path, value)),
+                None => {
+                    s.positions.insert(path.clone(), s.values.len());
+                    s.values.push((path, value));
+                }
             }
         }
         self.version.send_modify(|v| *v += 1);
@@ -145,9 +154,15 @@ pub(crate) struct OutputStream {
 }
 
 impl OutputStream {
+    /// Every completed path gets its value, containers included
+    /// ([`ContainerValues::All`]): the KeyWaiter serves any path and the `done` events carry
+    /// the values.
     pub(crate) fn new() -> Self {
         Self {
-            parser: Some(StreamingJsonParser::new()),
+            parser: Some(StreamingJsonParser::with_options(ParserOptions {
+                container_values: ContainerValues::All,
+                ..ParserOptions::default()
+            })),
             failed: None,
         }
     }
@@ -196,7 +211,11 @@ pub(crate) fn read_answer(text: &str) -> Result<ReadAnswer, AgentryError> {
             diagnostics: Vec::new(),
         });
     }
-    let mut parser = StreamingJsonParser::new();
+    // Only the final value is used: no container gets a copy of its subtree in its event.
+    let mut parser = StreamingJsonParser::with_options(ParserOptions {
+        container_values: ContainerValues::None,
+        ..ParserOptions::default()
+    });
     let parsed = parser.feed(text).and_then(|_| parser.finish());
     match parsed {
         Ok(done) => {
@@ -416,5 +435,53 @@ mod tests {
         // A top-level string whose text looks like JSON stays a string.
         assert_eq!(read_answer("\"{}\"").unwrap().value, json!("{}"));
         assert_eq!(read_answer(" 42 ").unwrap().value, json!(42));
+        // Nested and repaired: the final value is complete although no container event
+        // carries a value.
+        let r = read_answer("```json\n{\"a\": [{\"b\": [1, {\"c\": \"d\"}]}], \"e\": {}").unwrap();
+        assert_eq!(r.value, json!({"a": [{"b": [1, {"c": "d"}]}], "e": {}}));
+    }
+
+    #[test]
+    fn output_stream_gives_every_container_its_value() {
+        let mut stream = OutputStream::new();
+        let mut events = stream.feed("{\"steps\": [{\"t\": \"x\"}], \"n\": ");
+        events.extend(stream.feed("1}"));
+        events.extend(stream.finish());
+        let done: Vec<(String, Value)> = events
+            .into_iter()
+            .filter_map(|event| match event {
+                JsonEvent::Done { path, value } => Some((path.to_string(), value)),
+                JsonEvent::Delta { .. } => None,
+                JsonEvent::ContainerDone { path } => panic!("no value for `{path}`"),
+            })
+            .collect();
+        assert_eq!(
+            done,
+            [
+                ("steps[0].t".to_owned(), json!("x")),
+                ("steps[0]".to_owned(), json!({"t": "x"})),
+                ("steps".to_owned(), json!([{"t": "x"}])),
+                ("n".to_owned(), json!(1)),
+                (String::new(), json!({"steps": [{"t": "x"}], "n": 1})),
+            ]
+        );
+    }
+
+    #[test]
+    fn key_store_replaces_values_in_place_and_keeps_completion_order() {
+        let store = KeyStore::new();
+        let path = |text: &str| text.parse::<JsonPath>().unwrap();
+        for i in 0..1000 {
+            store.record(path(&format!("items[{i}]")), json!(i));
+        }
+        store.record(path("title"), json!("first"));
+        store.record(path("items[500]"), json!("again"));
+        store.record(path("title"), json!("second"));
+        store.with(|s| {
+            assert_eq!(s.values.len(), 1001);
+            assert_eq!(s.values[500], (path("items[500]"), json!("again")));
+            assert_eq!(s.values[999], (path("items[999]"), json!(999)));
+            assert_eq!(s.values[1000], (path("title"), json!("second")));
+        });
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Models stream structured answers token by token. [`StreamingJsonParser`] consumes the text in
 //! chunks of any size and reports, for every value of the document, how it grows
-//! ([`JsonEvent::Delta`], strings only) and when it is complete ([`JsonEvent::Done`]), addressed
-//! by a [`JsonPath`] such as `steps[2].detail`.
+//! ([`JsonEvent::Delta`], strings only) and when it is complete ([`JsonEvent::Done`], or
+//! [`JsonEvent::ContainerDone`] for an object or array whose value was not asked for),
+//! addressed by a [`JsonPath`] such as `steps[2].detail`.
 //!
 //! # Event contract
 //!
@@ -14,11 +15,18 @@
 //!   it arrives (or at [`StreamingJsonParser::finish`]), an object/array at its closing bracket
 //!   with the whole sub-value. The root value has the empty path. (If an object repeats a key,
 //!   each occurrence gets its own events and the last one wins in the final value.)
+//! - Which objects/arrays carry their sub-value is chosen with [`ContainerValues`]
+//!   ([`ParserOptions::container_values`], default [`ContainerValues::All`]). A container whose
+//!   value was not asked for gets [`JsonEvent::ContainerDone`] `{ path }` instead of `Done`, at
+//!   the same point of the sequence. Scalars always get `Done` with their value, and
+//!   [`StreamingJsonParser::finish`] always returns the complete root value.
 //! - **Split invariance**: the events produced for a text do not depend on how it is cut into
 //!   chunks (with [`StreamingJsonParser::feed_bytes`], cuts may fall inside UTF-8 sequences),
 //!   except that consecutive deltas for one path may be cut differently. Two event
 //!   sequences are equivalent when they are equal after [`merge_deltas`], which joins
-//!   consecutive `Delta` events of the same path. Whether the stream fails, and with which
+//!   consecutive `Delta` events of the same path. This holds for every [`ContainerValues`]
+//!   setting, and the settings differ only in which container completions are `Done` and
+//!   which are `ContainerDone`. Whether the stream fails, and with which
 //!   error code, does not depend on chunking either, except when a limit is exceeded and the
 //!   input has another defect: then which of the two is reported first may differ.
 //!
@@ -37,9 +45,12 @@
 //! # Limits
 //!
 //! [`ParserLimits`] bounds nesting depth, the length of one string and the total input; the
-//! parser uses an explicit stack (no recursion over the input) and its work is linear in the
-//! input size, except that the `Done` value of a container is a copy of its subtree, so
-//! each value is copied once per enclosing container.
+//! parser uses an explicit stack (no recursion over the input). With
+//! [`ContainerValues::None`] its work is linear in the input size (building the path of an
+//! event takes one allocation plus a reference-count increment per segment). A container
+//! `Done` value is a copy of its subtree, so with [`ContainerValues::All`] each value is copied
+//! once per enclosing container (work grows with input size × nesting depth); with
+//! [`ContainerValues::Matching`] only the matching subtrees are copied.
 #![deny(missing_docs)]
 
 mod error;
@@ -81,6 +92,89 @@ impl Default for ParserLimits {
     }
 }
 
+/// Which completed objects and arrays get their value in a [`JsonEvent::Done`].
+///
+/// The value of a container is a copy of its whole subtree, so asking for every container
+/// ([`All`](Self::All)) copies each value once per enclosing container. A consumer that only
+/// needs the leaves, a few subtrees or the final value can ask for less; containers without a
+/// value get [`JsonEvent::ContainerDone`]. The final value of
+/// [`finish`](StreamingJsonParser::finish) is complete under every setting.
+///
+/// ```
+/// use agentry_model::streaming_json::{
+///     ContainerValues, JsonEvent, ParserOptions, PathPattern, StreamingJsonParser,
+/// };
+/// use serde_json::json;
+///
+/// let items: PathPattern = "items[*]".parse()?;
+/// let mut parser = StreamingJsonParser::with_options(ParserOptions {
+///     container_values: ContainerValues::Matching(vec![items]),
+///     ..ParserOptions::default()
+/// });
+/// let mut events = parser.feed(r#"{"items": [{"n": 1}, {"n": 2}], "tags": ["x"]}"#)?;
+/// let finished = parser.finish()?;
+/// events.extend(finished.events);
+///
+/// let shown: Vec<String> = events
+///     .iter()
+///     .map(|event| match event {
+///         JsonEvent::Delta { path, delta } => format!("delta {path} {delta}"),
+///         JsonEvent::Done { path, value } => format!("done {path} {value}"),
+///         JsonEvent::ContainerDone { path } => format!("closed {path}"),
+///     })
+///     .collect();
+/// assert_eq!(shown, [
+///     "done items[0].n 1",
+///     r#"done items[0] {"n":1}"#,
+///     "done items[1].n 2",
+///     r#"done items[1] {"n":2}"#,
+///     "closed items",
+///     "delta tags[0] x",
+///     r#"done tags[0] "x""#,
+///     "closed tags",
+///     "closed ",
+/// ]);
+/// // The final value does not depend on the setting.
+/// assert_eq!(finished.value, json!({"items": [{"n": 1}, {"n": 2}], "tags": ["x"]}));
+/// # Ok::<(), agentry_model::streaming_json::StreamingJsonError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ContainerValues {
+    /// Every object and array, the root included, gets `Done` with its value.
+    #[default]
+    All,
+    /// No object or array gets its value: all of them get `ContainerDone`. The cheapest
+    /// setting, for consumers of the leaves or of the final value only.
+    None,
+    /// Objects and arrays whose path matches one of the patterns get `Done` with their value;
+    /// the others get `ContainerDone`. Patterns match paths of their own length only, so
+    /// `""` selects the root and `items[*]` the elements of `items`, not `items` itself.
+    Matching(Vec<PathPattern>),
+}
+
+impl ContainerValues {
+    /// Whether the container at `path` gets its value.
+    pub fn wants(&self, path: &JsonPath) -> bool {
+        match self {
+            ContainerValues::All => true,
+            ContainerValues::None => false,
+            ContainerValues::Matching(patterns) => {
+                patterns.iter().any(|pattern| pattern.matches(path))
+            }
+        }
+    }
+}
+
+/// How a [`StreamingJsonParser`] is set up; see
+/// [`StreamingJsonParser::with_options`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParserOptions {
+    /// Bounds on the input.
+    pub limits: ParserLimits,
+    /// Which completed objects and arrays carry their value in their event.
+    pub container_values: ContainerValues,
+}
+
 /// Something that happened to one value of the streamed document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JsonEvent {
@@ -98,13 +192,22 @@ pub enum JsonEvent {
         /// The complete value (the whole subtree for objects and arrays).
         value: serde_json::Value,
     },
+    /// The object or array at `path` is complete, and [`ContainerValues`] did not ask for its
+    /// value (copying a subtree for every enclosing container is what makes streaming
+    /// expensive, and many consumers only need the leaves or the final value).
+    ContainerDone {
+        /// Where the object or array is.
+        path: JsonPath,
+    },
 }
 
 impl JsonEvent {
     /// The path the event is about.
     pub fn path(&self) -> &JsonPath {
         match self {
-            JsonEvent::Delta { path, .. } | JsonEvent::Done { path, .. } => path,
+            JsonEvent::Delta { path, .. }
+            | JsonEvent::Done { path, .. }
+            | JsonEvent::ContainerDone { path } => path,
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The incremental state machine behind [`StreamingJsonParser`].
 
+use std::sync::Arc;
+
 use serde_json::{Map, Number, Value};
 
 use super::{
-    FinishedJson, JsonEvent, JsonPath, MAX_SUPPORTED_DEPTH, ParserLimits, PathSegment, Repair,
-    RepairKind, StreamingJsonError,
+    ContainerValues, FinishedJson, JsonEvent, JsonPath, MAX_SUPPORTED_DEPTH, ParserLimits,
+    ParserOptions, PathSegment, Repair, RepairKind, StreamingJsonError,
 };
 
 const TRUE: &[u8] = b"true";
@@ -75,7 +77,8 @@ enum Slot {
 enum Container {
     Object {
         map: Map<String, Value>,
-        key: Option<String>,
+        /// The key of the value being read; shared with the paths of everything below it.
+        key: Option<Arc<str>>,
     },
     Array(Vec<Value>),
 }
@@ -129,6 +132,7 @@ enum Step {
 ///     .map(|event| match event {
 ///         JsonEvent::Delta { path, delta } => format!("delta {path} {delta:?}"),
 ///         JsonEvent::Done { path, value } => format!("done {path} {value}"),
+///         JsonEvent::ContainerDone { path } => format!("closed {path}"),
 ///     })
 ///     .collect();
 /// assert_eq!(shown, [
@@ -152,6 +156,7 @@ enum Step {
 #[derive(Debug)]
 pub struct StreamingJsonParser {
     limits: ParserLimits,
+    container_values: ContainerValues,
     phase: Phase,
     lex: Lex,
     stack: Vec<Frame>,
@@ -171,8 +176,9 @@ pub struct StreamingJsonParser {
     key_is_bare: bool,
     /// The quote character of the current string.
     quote: u8,
-    /// Path of the current string value, shared by its deltas and its `Done`.
-    str_path: JsonPath,
+    /// Path of the current string value, shared by its deltas and its `Done`; `None` between
+    /// string values (even an empty `JsonPath` allocates).
+    str_path: Option<JsonPath>,
     esc: Esc,
     /// A high surrogate waiting for its low half.
     high: Option<u32>,
@@ -194,16 +200,32 @@ impl Default for StreamingJsonParser {
 }
 
 impl StreamingJsonParser {
-    /// A parser with the default [`ParserLimits`].
+    /// A parser with the default [`ParserOptions`]: default limits, every container `Done`
+    /// with its value.
     pub fn new() -> Self {
-        Self::with_limits(ParserLimits::default())
+        Self::with_options(ParserOptions::default())
     }
 
-    /// A parser with the given limits (`max_depth` is clamped to [`MAX_SUPPORTED_DEPTH`]).
-    pub fn with_limits(mut limits: ParserLimits) -> Self {
+    /// A parser with the given limits (`max_depth` is clamped to [`MAX_SUPPORTED_DEPTH`]) and
+    /// every container `Done` with its value.
+    pub fn with_limits(limits: ParserLimits) -> Self {
+        Self::with_options(ParserOptions {
+            limits,
+            ..ParserOptions::default()
+        })
+    }
+
+    /// A parser with the given limits (`max_depth` is clamped to [`MAX_SUPPORTED_DEPTH`]) and
+    /// choice of container values (see [`ContainerValues`]).
+    pub fn with_options(options: ParserOptions) -> Self {
+        let ParserOptions {
+            mut limits,
+            container_values,
+        } = options;
         limits.max_depth = limits.max_depth.min(MAX_SUPPORTED_DEPTH);
         StreamingJsonParser {
             limits,
+            container_values,
             phase: Phase::Preamble,
             lex: Lex::Between,
             stack: Vec::new(),
@@ -215,7 +237,7 @@ impl StreamingJsonParser {
             is_key: false,
             key_is_bare: false,
             quote: b'"',
-            str_path: JsonPath::root(),
+            str_path: None,
             esc: Esc::None,
             high: None,
             token_start: 0,
@@ -230,6 +252,11 @@ impl StreamingJsonParser {
     /// The limits in force.
     pub fn limits(&self) -> &ParserLimits {
         &self.limits
+    }
+
+    /// Which containers get their value in their `Done` event.
+    pub fn container_values(&self) -> &ContainerValues {
+        &self.container_values
     }
 
     /// Total bytes fed so far.
@@ -584,17 +611,28 @@ impl StreamingJsonParser {
         Ok(())
     }
 
+    /// Emits `Done` (with a copy of the value, if asked for) or `ContainerDone` for the top
+    /// container and stores its value in its parent.
     fn close_container(&mut self, events: &mut Vec<JsonEvent>) {
         if let Some(frame) = self.stack.pop() {
             let value = match frame.container {
                 Container::Object { map, .. } => Value::Object(map),
                 Container::Array(items) => Value::Array(items),
             };
-            self.complete_value(value, events);
+            let path = self.current_path();
+            events.push(if self.container_values.wants(&path) {
+                JsonEvent::Done {
+                    path,
+                    value: value.clone(),
+                }
+            } else {
+                JsonEvent::ContainerDone { path }
+            });
+            self.store(value);
         }
     }
 
-    /// Emits `Done` for the value at the current path and stores it in its parent.
+    /// Emits `Done` for the scalar at the current path and stores it in its parent.
     fn complete_value(&mut self, value: Value, events: &mut Vec<JsonEvent>) {
         let path = self.current_path();
         self.complete_value_at(path, value, events);
@@ -606,11 +644,17 @@ impl StreamingJsonParser {
             path,
             value: value.clone(),
         });
+        self.store(value);
+    }
+
+    /// Puts a completed value into its parent container, or makes it the root.
+    fn store(&mut self, value: Value) {
         match self.stack.last_mut() {
             Some(frame) => {
                 match &mut frame.container {
                     Container::Object { map, key } => {
-                        map.insert(key.take().unwrap_or_default(), value);
+                        let key = key.take().map(|key| String::from(&*key));
+                        map.insert(key.unwrap_or_default(), value);
                     }
                     Container::Array(items) => items.push(value),
                 }
@@ -626,9 +670,7 @@ impl StreamingJsonParser {
     /// The path of the value currently being read (the child of the top frame).
     fn current_path(&self) -> JsonPath {
         JsonPath::collect_exact(self.stack.iter().map(|frame| match &frame.container {
-            Container::Object { key, .. } => {
-                PathSegment::Key(key.as_deref().unwrap_or_default().to_owned())
-            }
+            Container::Object { key, .. } => PathSegment::Key(key.clone().unwrap_or_default()),
             Container::Array(items) => PathSegment::Index(items.len()),
         }))
     }
@@ -650,7 +692,7 @@ impl StreamingJsonParser {
         self.emitted = 0;
         self.token_start = pos;
         if !is_key {
-            self.str_path = self.current_path();
+            self.str_path = Some(self.current_path());
         }
     }
 
@@ -666,11 +708,7 @@ impl StreamingJsonParser {
             match self.esc {
                 Esc::None => {
                     let rest = bytes.get(i..).unwrap_or_default();
-                    let quote = self.quote;
-                    let n = rest
-                        .iter()
-                        .position(|&c| c == quote || c == b'\\')
-                        .unwrap_or(rest.len());
+                    let n = find_quote_or_backslash(rest, self.quote);
                     if n > 0 {
                         self.append_raw(rest.get(..n).unwrap_or_default())?;
                         i += n;
@@ -847,8 +885,12 @@ impl StreamingJsonParser {
         if let Some(fresh) = self.text.get(self.emitted..)
             && !fresh.is_empty()
         {
+            let path = match &self.str_path {
+                Some(path) => path.clone(),
+                None => self.current_path(),
+            };
             events.push(JsonEvent::Delta {
-                path: self.str_path.clone(),
+                path,
                 delta: fresh.to_owned(),
             });
         }
@@ -860,14 +902,18 @@ impl StreamingJsonParser {
             return Err(self.invalid_utf8());
         }
         if self.is_key {
-            let key = self.take_text();
+            let key = Arc::from(self.text.as_str());
+            self.clear_text();
             self.set_key(key);
             return Ok(());
         }
         self.flush_delta(events);
         let text = self.take_text();
         self.lex = Lex::Between;
-        let path = std::mem::replace(&mut self.str_path, JsonPath::root());
+        let path = match self.str_path.take() {
+            Some(path) => path,
+            None => self.current_path(),
+        };
         self.complete_value_at(path, Value::String(text), events);
         Ok(())
     }
@@ -883,16 +929,25 @@ impl StreamingJsonParser {
         }
     }
 
+    /// Clears `text`, giving back the memory of an unusually long string.
+    fn clear_text(&mut self) {
+        if self.text.capacity() > 64 * 1024 {
+            self.text = String::new();
+        } else {
+            self.text.clear();
+        }
+    }
+
     /// Ends an unquoted key (its ASCII text is in `buf`).
     fn end_bare_key(&mut self) {
         let key: String = self.buf.iter().map(|&b| b as char).collect();
         self.buf.clear();
-        self.set_key(key);
+        self.set_key(Arc::from(key));
         self.key_is_bare = true;
     }
 
     /// Stores the key on the top object, which then expects `:`.
-    fn set_key(&mut self, key: String) {
+    fn set_key(&mut self, key: Arc<str>) {
         self.lex = Lex::Between;
         self.key_is_bare = false;
         if let Some(frame) = self.stack.last_mut() {
@@ -1040,6 +1095,39 @@ impl StreamingJsonParser {
     fn syntax(&self, position: usize, message: &'static str) -> StreamingJsonError {
         StreamingJsonError::Syntax { position, message }
     }
+}
+
+/// Index of the first `quote` or `\` in `bytes` (`bytes.len()` if none).
+///
+/// String bodies are most of a model's answer, so they are scanned eight bytes at a time
+/// (SWAR) instead of byte by byte, without a dependency or `unsafe`.
+pub(super) fn find_quote_or_backslash(bytes: &[u8], quote: u8) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    /// High bit set in each byte of `word` that is zero. Bytes above the first zero byte may
+    /// be flagged spuriously (borrows), so only the lowest flag is exact, and only it is used.
+    fn zero_bytes(word: u64) -> u64 {
+        word.wrapping_sub(ONES) & !word & HIGHS
+    }
+    let quotes = ONES * u64::from(quote);
+    let backslashes = ONES * u64::from(b'\\');
+    let mut words = bytes.chunks_exact(8);
+    let mut start = 0;
+    for word in &mut words {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(word);
+        let word = u64::from_le_bytes(lanes);
+        let found = zero_bytes(word ^ quotes) | zero_bytes(word ^ backslashes);
+        if found != 0 {
+            return start + (found.trailing_zeros() / 8) as usize;
+        }
+        start += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&c| c == quote || c == b'\\')
+        .map_or(bytes.len(), |n| start + n)
 }
 
 /// Length of the UTF-8 sequence a lead byte starts (1 for invalid leads).

@@ -9,8 +9,9 @@ use super::error::StreamingJsonError;
 /// One step of a [`JsonPath`]: an object key or an array index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PathSegment {
-    /// A key of an object.
-    Key(String),
+    /// A key of an object. Shared (`Arc`), because the parser puts the key into the path of
+    /// every value below it: cloning a segment must not copy the text.
+    Key(Arc<str>),
     /// A position in an array, starting at 0.
     Index(usize),
 }
@@ -81,7 +82,7 @@ impl JsonPath {
         let mut current = value;
         for segment in self.0.iter() {
             current = match segment {
-                PathSegment::Key(key) => current.as_object()?.get(key)?,
+                PathSegment::Key(key) => current.as_object()?.get(&**key)?,
                 PathSegment::Index(index) => current.as_array()?.get(*index)?,
             };
         }
@@ -120,7 +121,7 @@ impl FromStr for JsonPath {
         let mut out = Vec::with_capacity(segments.len());
         for segment in segments {
             match segment {
-                PatternSegment::Key(key) => out.push(PathSegment::Key(key)),
+                PatternSegment::Key(key) => out.push(PathSegment::Key(key.into())),
                 PatternSegment::Index(index) => out.push(PathSegment::Index(index)),
                 PatternSegment::AnyKey | PatternSegment::AnyIndex => {
                     return Err(path_error(
@@ -176,7 +177,7 @@ impl PathPattern {
                 .iter()
                 .zip(path.0.iter())
                 .all(|(pattern, segment)| match (pattern, segment) {
-                    (PatternSegment::Key(want), PathSegment::Key(have)) => want == have,
+                    (PatternSegment::Key(want), PathSegment::Key(have)) => **want == **have,
                     (PatternSegment::Index(want), PathSegment::Index(have)) => want == have,
                     (PatternSegment::AnyKey, PathSegment::Key(_)) => true,
                     (PatternSegment::AnyIndex, PathSegment::Index(_)) => true,
@@ -198,7 +199,7 @@ impl From<JsonPath> for PathPattern {
             path.0
                 .iter()
                 .map(|segment| match segment {
-                    PathSegment::Key(key) => PatternSegment::Key(key.clone()),
+                    PathSegment::Key(key) => PatternSegment::Key(key.to_string()),
                     PathSegment::Index(index) => PatternSegment::Index(*index),
                 })
                 .collect(),

@@ -21,7 +21,20 @@ fn run_chunks<'a>(
     limits: ParserLimits,
     chunks: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Outcome, StreamingJsonError> {
-    let mut parser = StreamingJsonParser::with_limits(limits);
+    run_with(
+        ParserOptions {
+            limits,
+            container_values: ContainerValues::All,
+        },
+        chunks,
+    )
+}
+
+fn run_with<'a>(
+    options: ParserOptions,
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Outcome, StreamingJsonError> {
+    let mut parser = StreamingJsonParser::with_options(options);
     let mut events = Vec::new();
     for chunk in chunks {
         events.extend(parser.feed_bytes(chunk)?);
@@ -63,6 +76,45 @@ fn describe(events: &[JsonEvent]) -> Vec<String> {
         .map(|event| match event {
             JsonEvent::Delta { path, delta } => format!("delta {path} {delta}"),
             JsonEvent::Done { path, value } => format!("done {path} {value}"),
+            JsonEvent::ContainerDone { path } => format!("closed {path}"),
+        })
+        .collect()
+}
+
+fn patterns(texts: &[&str]) -> Vec<PathPattern> {
+    texts.iter().map(|text| text.parse().unwrap()).collect()
+}
+
+/// The container settings the split-invariance checks run under.
+fn settings() -> Vec<ContainerValues> {
+    vec![
+        ContainerValues::All,
+        ContainerValues::None,
+        ContainerValues::Matching(patterns(&["", "[*]", "*.*"])),
+        ContainerValues::Matching(patterns(&["*", "[0]", "[*].*", "steps[*]"])),
+    ]
+}
+
+fn with_setting(container_values: &ContainerValues) -> ParserOptions {
+    ParserOptions {
+        limits: ParserLimits::default(),
+        container_values: container_values.clone(),
+    }
+}
+
+/// What a run under `setting` must produce given the events of the same run under
+/// [`ContainerValues::All`]: the same sequence, with the `Done` of every container whose
+/// value was not asked for replaced by `ContainerDone`.
+fn expected_under(setting: &ContainerValues, all: &[JsonEvent]) -> Vec<JsonEvent> {
+    all.iter()
+        .map(|event| match event {
+            JsonEvent::Done { path, value }
+                if (value.is_object() || value.is_array()) && !setting.wants(path) =>
+            {
+                JsonEvent::ContainerDone { path: path.clone() }
+            }
+            JsonEvent::ContainerDone { .. } => panic!("ContainerDone under `All`: {event:?}"),
+            other => other.clone(),
         })
         .collect()
 }
@@ -108,44 +160,78 @@ fn random_chunks<'a>(rng: &mut Rng, bytes: &'a [u8]) -> Vec<&'a [u8]> {
 }
 
 /// Asserts that every way of cutting `text` gives the same merged events, value and repairs
-/// (or the same error code) as feeding it at once.
+/// (or the same error code) as feeding it at once, under every container setting, and that
+/// the settings differ only in which container completions carry a value.
 fn assert_split_invariant(rng: &mut Rng, text: &[u8], rounds: usize) {
-    let whole = run_chunks(ParserLimits::default(), [text]);
-    let whole = whole.map(|mut outcome| {
-        outcome.events = merge_deltas(outcome.events);
-        outcome
-    });
+    let merged = |outcome: Result<Outcome, StreamingJsonError>| {
+        outcome.map(|mut outcome| {
+            outcome.events = merge_deltas(outcome.events);
+            outcome
+        })
+    };
+    let whole_all = merged(run_chunks(ParserLimits::default(), [text]));
+    let settings = settings();
+    // The expected outcome of every setting, derived from `All`, and checked unsplit.
+    let expected: Vec<_> = settings
+        .iter()
+        .map(|setting| {
+            let expected = whole_all.clone().map(|mut outcome| {
+                outcome.events = expected_under(setting, &outcome.events);
+                outcome
+            });
+            let whole = merged(run_with(with_setting(setting), [text]));
+            match (&expected, &whole) {
+                (Ok(a), Ok(b)) => assert_eq!(
+                    a,
+                    b,
+                    "{setting:?} is not `All` minus container values for {:?}",
+                    String::from_utf8_lossy(text)
+                ),
+                (Err(a), Err(b)) => assert_eq!(a, b, "{setting:?} changed the error"),
+                _ => panic!("{setting:?} changed success: all {expected:?} setting {whole:?}"),
+            }
+            expected
+        })
+        .collect();
     for round in 0..rounds {
         let chunks = if round == 0 {
             text.chunks(1).collect()
         } else {
             random_chunks(rng, text)
         };
-        let split = run_chunks(ParserLimits::default(), chunks.iter().copied()).map(|mut o| {
-            o.events = merge_deltas(o.events);
-            o
-        });
-        match (&whole, &split) {
-            (Ok(a), Ok(b)) => assert_eq!(
-                a,
-                b,
-                "split changed the outcome of {:?}; chunks {:?}",
-                String::from_utf8_lossy(text),
-                chunks
-                    .iter()
-                    .map(|c| String::from_utf8_lossy(c))
-                    .collect::<Vec<_>>()
-            ),
-            (Err(a), Err(b)) => assert_eq!(
-                a.code(),
-                b.code(),
-                "split changed the error of {:?}",
-                String::from_utf8_lossy(text)
-            ),
-            _ => panic!(
-                "split changed success of {:?}: whole {whole:?} split {split:?}",
-                String::from_utf8_lossy(text)
-            ),
+        // One-byte chunks under every setting, random cuts under one setting each.
+        let picked: Vec<usize> = if round == 0 {
+            (0..settings.len()).collect()
+        } else {
+            vec![round % settings.len()]
+        };
+        for index in picked {
+            let setting = &settings[index];
+            let whole = &expected[index];
+            let split = merged(run_with(with_setting(setting), chunks.iter().copied()));
+            match (whole, &split) {
+                (Ok(a), Ok(b)) => assert_eq!(
+                    a,
+                    b,
+                    "split changed the outcome of {:?} under {setting:?}; chunks {:?}",
+                    String::from_utf8_lossy(text),
+                    chunks
+                        .iter()
+                        .map(|c| String::from_utf8_lossy(c))
+                        .collect::<Vec<_>>()
+                ),
+                (Err(a), Err(b)) => assert_eq!(
+                    a.code(),
+                    b.code(),
+                    "split changed the error of {:?} under {setting:?}",
+                    String::from_utf8_lossy(text)
+                ),
+                _ => panic!(
+                    "split changed success of {:?} under {setting:?}: whole {whole:?} split \
+                     {split:?}",
+                    String::from_utf8_lossy(text)
+                ),
+            }
         }
     }
 }
@@ -174,6 +260,19 @@ fn assert_event_consistency(outcome: &Outcome) {
                     _ => assert!(streamed.is_empty()),
                 }
             }
+            JsonEvent::ContainerDone { path } => {
+                let value = path.lookup(&outcome.value);
+                assert!(
+                    value.is_some_and(|value| value.is_object() || value.is_array()),
+                    "ContainerDone for `{path}`, which is {value:?}"
+                );
+                assert!(
+                    done.insert(path.to_string(), value.unwrap_or(&Value::Null))
+                        .is_none(),
+                    "two Done events for `{path}`"
+                );
+                assert!(!deltas.contains_key(&path.to_string()));
+            }
         }
     }
     assert_eq!(done.get(""), Some(&&outcome.value));
@@ -186,7 +285,7 @@ fn assert_event_consistency(outcome: &Outcome) {
         match value {
             Value::Object(map) => {
                 for (key, child) in map {
-                    stack.push((path.child(PathSegment::Key(key.clone())), child));
+                    stack.push((path.child(PathSegment::Key(key.as_str().into())), child));
                 }
             }
             Value::Array(items) => {
@@ -817,7 +916,7 @@ fn path_display_and_parse_round_trip() {
     );
     let odd = JsonPath::from_segments(vec![
         PathSegment::Key("a.b".into()),
-        PathSegment::Key(String::new()),
+        PathSegment::Key("".into()),
         PathSegment::Key("quote\"back\\slash\nnl *".into()),
         PathSegment::Key("é".into()),
         PathSegment::Key("0".into()),
@@ -881,6 +980,154 @@ fn patterns_select_events() {
         })
         .collect();
     assert_eq!(names, [&json!("a"), &json!("b")]);
+}
+
+#[test]
+fn container_values_choose_which_containers_carry_values() {
+    let text = r#"{"items": [{"name": "a", "tags": ["x"]}, {"name": "b", "tags": []}],
+                   "meta": {"n": 1}}"#;
+    let run = |setting: ContainerValues| run_with(with_setting(&setting), [text.as_bytes()]);
+    let all = run(ContainerValues::All).unwrap();
+    let none = run(ContainerValues::None).unwrap();
+    assert_eq!(
+        describe(&none.events),
+        [
+            "delta items[0].name a",
+            "done items[0].name \"a\"",
+            "delta items[0].tags[0] x",
+            "done items[0].tags[0] \"x\"",
+            "closed items[0].tags",
+            "closed items[0]",
+            "delta items[1].name b",
+            "done items[1].name \"b\"",
+            "closed items[1].tags",
+            "closed items[1]",
+            "closed items",
+            "done meta.n 1",
+            "closed meta",
+            "closed ",
+        ]
+    );
+    let matching = run(ContainerValues::Matching(patterns(&["items[*]", "meta"]))).unwrap();
+    let container_events = |outcome: &Outcome| -> Vec<String> {
+        outcome
+            .events
+            .iter()
+            .filter(|event| match event {
+                JsonEvent::Done { value, .. } => value.is_object() || value.is_array(),
+                JsonEvent::ContainerDone { .. } => true,
+                JsonEvent::Delta { .. } => false,
+            })
+            .map(|event| describe(std::slice::from_ref(event)).remove(0))
+            .collect()
+    };
+    assert_eq!(
+        container_events(&matching),
+        [
+            "closed items[0].tags",
+            r#"done items[0] {"name":"a","tags":["x"]}"#,
+            "closed items[1].tags",
+            r#"done items[1] {"name":"b","tags":[]}"#,
+            "closed items",
+            r#"done meta {"n":1}"#,
+            "closed ",
+        ]
+    );
+    // No pattern is the same as `None`; the root pattern selects only the root.
+    let empty = run(ContainerValues::Matching(Vec::new())).unwrap();
+    assert_eq!(empty.events, none.events);
+    let root = run(ContainerValues::Matching(patterns(&[""]))).unwrap();
+    assert_eq!(
+        root.events.last(),
+        Some(&JsonEvent::Done {
+            path: JsonPath::root(),
+            value: all.value.clone(),
+        })
+    );
+    assert_eq!(container_events(&root).len(), 7);
+    for outcome in [&none, &matching, &empty, &root] {
+        assert_eq!(outcome.value, all.value);
+        assert_eq!(outcome.value, serde_json::from_str::<Value>(text).unwrap());
+        assert_eq!(outcome.repairs, all.repairs);
+        assert_event_consistency(outcome);
+    }
+}
+
+#[test]
+fn container_values_apply_to_containers_closed_by_finish() {
+    let text = r#"{"steps": [{"detail": "unfinish"#;
+    for setting in settings() {
+        let outcome = run_with(with_setting(&setting), [text.as_bytes()]).unwrap();
+        assert_eq!(outcome.value, json!({"steps": [{"detail": "unfinish"}]}));
+        assert_eq!(outcome.repairs.len(), 4);
+        let closing: Vec<String> = describe(&outcome.events).split_off(2);
+        let expected: Vec<String> = [
+            ("steps[0]", r#"{"detail":"unfinish"}"#),
+            ("steps", r#"[{"detail":"unfinish"}]"#),
+            ("", r#"{"steps":[{"detail":"unfinish"}]}"#),
+        ]
+        .into_iter()
+        .map(|(path, value)| {
+            if setting.wants(&path.parse().unwrap()) {
+                format!("done {path} {value}")
+            } else {
+                format!("closed {path}")
+            }
+        })
+        .collect();
+        assert_eq!(closing, expected, "{setting:?}");
+    }
+}
+
+#[test]
+fn parser_options_are_kept() {
+    let setting = ContainerValues::Matching(patterns(&["a[*]"]));
+    let parser = StreamingJsonParser::with_options(ParserOptions {
+        limits: ParserLimits {
+            max_depth: 10_000,
+            ..ParserLimits::default()
+        },
+        container_values: setting.clone(),
+    });
+    assert_eq!(parser.container_values(), &setting);
+    assert_eq!(parser.limits().max_depth, MAX_SUPPORTED_DEPTH);
+    assert_eq!(
+        StreamingJsonParser::new().container_values(),
+        &ContainerValues::All
+    );
+}
+
+#[test]
+fn word_at_a_time_scan_finds_the_first_quote_or_backslash() {
+    let naive = |bytes: &[u8], quote: u8| {
+        bytes
+            .iter()
+            .position(|&c| c == quote || c == b'\\')
+            .unwrap_or(bytes.len())
+    };
+    // Bytes next to the searched ones (borrows of the word-at-a-time trick), zero bytes and
+    // non-ASCII bytes, at every offset and length around the eight-byte words.
+    const ALPHABET: &[u8] = b"\"'\\\x00\x01\x21\x23\x5b\x5d\x80\xa2\xdc\xffab";
+    let mut rng = Rng(0x5EED_0005);
+    for _ in 0..20_000 {
+        let len = rng.below(40);
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                if rng.below(4) == 0 {
+                    ALPHABET[rng.below(ALPHABET.len())]
+                } else {
+                    b'a' + rng.below(26) as u8
+                }
+            })
+            .collect();
+        for quote in [b'"', b'\''] {
+            assert_eq!(
+                parser::find_quote_or_backslash(&bytes, quote),
+                naive(&bytes, quote),
+                "{bytes:?} {quote}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -1043,6 +1290,8 @@ fn split_invariance_on_random_documents() {
         assert_eq!(outcome.value, value, "{text}");
         assert!(outcome.repairs.is_empty(), "{text}");
         assert_event_consistency(&outcome);
+        let none = run_with(with_setting(&ContainerValues::None), [text.as_bytes()]).unwrap();
+        assert_event_consistency(&none);
         assert_split_invariant(&mut rng, text.as_bytes(), 8);
         // Every prefix is either repairable or a typed error, and the same at any split.
         let cut = rng.below(text.len());

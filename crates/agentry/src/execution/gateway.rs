@@ -42,15 +42,23 @@ async fn emit_keys(ctx: &RunCtx, run: &Arc<RunContext>, events: Vec<JsonEvent>) 
             JsonEvent::Done { path, value } => {
                 let shown = path.to_string();
                 ctx.shared.keys.record(path, value.clone());
-                let payload = json!({"path": shown, "value": value, "provisional": true});
+                // Built by hand so the value moves in: `json!` would serialize it, a
+                // second deep copy of every container.
+                let mut payload = serde_json::Map::with_capacity(3);
+                payload.insert("path".into(), shown.into());
+                payload.insert("value".into(), value);
+                payload.insert("provisional".into(), true.into());
                 ctx.emit(
                     run,
                     NewEvent::new(STREAM_DONE)
                         .source("AgentExecution")
-                        .payload(payload),
+                        .payload(payload.into()),
                 )
                 .await;
             }
+            // `OutputStream` asks for every container value (the KeyWaiter and the `done`
+            // events need them), so containers always come as `Done`.
+            JsonEvent::ContainerDone { .. } => {}
         }
     }
 }
