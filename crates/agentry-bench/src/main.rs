@@ -1,12 +1,14 @@
 //! `bench`: throughput, CPU per request and memory of Agentry executions.
 //!
 //! The mock OpenAI-compatible server runs in a child process (this binary started
-//! with `--serve`), so the CPU time read from `/proc/self/stat` is the runtime's own:
-//! the facade, events, the model provider and its HTTP client.
+//! with `--serve`), so the CPU time read from `/proc/self/stat` is this process's:
+//! the facade, events, the model provider and its HTTP client. Each streamed phase runs
+//! next to a floor — the same request sent with a bare `reqwest` client whose body is
+//! read and dropped — and the difference is reported as the runtime's own CPU cost.
 //!
 //! ```text
 //! cargo run --release -p agentry-bench --bin bench [-- --requests 1000 --in-flight 200]
-//!     [--no-event-log] [--url URL-of-a-running-mock] [--only-test-model]
+//!     [--no-event-log] [--url URL-of-a-running-mock [--skip-floor]] [--only-test-model]
 //! ```
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -229,19 +231,107 @@ async fn run_phase(
     })
 }
 
+/// The floor: the same streamed request sent with a bare `reqwest` client (configured
+/// like the provider's) whose body is read to the end and thrown away. Subtracting it
+/// from an Agentry phase leaves the runtime's own cost: SSE decoding, assembling, events,
+/// the execution's lifecycle.
+async fn run_floor(base_url: &str, n: usize, in_flight: usize) -> Result<Phase, String> {
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+    let body = json!({
+        "model": "bench-model",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    })
+    .to_string();
+    // Each request runs in a task of its own, awaited from the caller, as an
+    // Agentry execution does: the floor pays the same task hand-offs.
+    let one = |client: reqwest::Client| {
+        let (url, body) = (url.clone(), body.clone());
+        let task = tokio::spawn(async move {
+            let mut response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut bytes = 0usize;
+            while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+                bytes += chunk.len();
+            }
+            Ok::<usize, String>(bytes)
+        });
+        async move { task.await.map_err(|e| e.to_string())? }
+    };
+    // Warm the connection pool like the Agentry phases' warm-up does.
+    for _ in 0..10 {
+        one(client.clone()).await?;
+    }
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let results: Vec<Result<usize, String>> = futures::stream::iter(0..n)
+        .map(|_| one(client.clone()))
+        .buffer_unordered(in_flight.max(1))
+        .collect()
+        .await;
+    let (wall, cpu) = (t0.elapsed(), cpu_seconds() - cpu0);
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        return Err(format!("floor: {e}"));
+    }
+    if results.iter().any(|r| matches!(r, Ok(0))) {
+        return Err("floor: an empty response body".into());
+    }
+    Ok(Phase {
+        name: format!("floor: bare reqwest ({in_flight} in flight)"),
+        requests: n,
+        wall,
+        cpu,
+    })
+}
+
+/// Prints an Agentry phase next to its floor: the difference is the runtime's own cost.
+fn print_own_cost(phase: &Phase, floor: &Phase) {
+    let per = |p: &Phase| p.cpu * 1e6 / p.requests as f64;
+    let own = per(phase) - per(floor);
+    println!(
+        "  runtime's own CPU per request (Agentry − floor): {own:.1} µs ({} vs {})",
+        format_args!("{:.1}", per(phase)),
+        format_args!("{:.1}", per(floor))
+    );
+    println!(
+        "{}",
+        json!({"phase": phase.name, "own_cpu_us_per_request": own, "floor_cpu_us_per_request": per(floor)})
+    );
+}
+
 async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result<(), String> {
     if let Some(url) = url {
         let runtime = http_runtime(&url)?;
         run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
-        run_phase(
+        if std::env::args().any(|a| a == "--skip-floor") {
+            // For profiling the runtime alone.
+            run_phase(&runtime, "agentry", requests, in_flight, "hi")
+                .await?
+                .print();
+            return Ok(());
+        }
+        let floor = run_floor(&url, requests, in_flight).await?;
+        floor.print();
+        let phase = run_phase(
             &runtime,
             &format!("concurrent ({in_flight} in flight)"),
             requests,
             in_flight,
             "hi",
         )
-        .await?
-        .print();
+        .await?;
+        phase.print();
+        print_own_cost(&phase, &floor);
         return Ok(());
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -270,8 +360,13 @@ async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result
     println!("RSS at start: {} KiB", status_kib("VmRSS:"));
     run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
 
+    let seq_floor = run_floor(&base_url, requests, 1).await?;
+    seq_floor.print();
     let seq = run_phase(&runtime, "sequential (1 in flight)", requests, 1, "hi").await?;
     seq.print();
+    print_own_cost(&seq, &seq_floor);
+    let conc_floor = run_floor(&base_url, requests, in_flight).await?;
+    conc_floor.print();
     let conc = run_phase(
         &runtime,
         &format!("concurrent ({in_flight} in flight)"),
@@ -281,6 +376,7 @@ async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result
     )
     .await?;
     conc.print();
+    print_own_cost(&conc, &conc_floor);
 
     // All requests in flight at once: the server holds each first token for 1.5 s,
     // so every execution is alive at the same time while RSS is sampled.
