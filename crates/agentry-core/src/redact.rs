@@ -92,6 +92,37 @@ fn normalize_ascii<'b>(key: &str, buf: &'b mut [u8; FAST_KEY_LEN]) -> Option<&'b
     std::str::from_utf8(buf.get(..n)?).ok()
 }
 
+/// The last three letters of every built-in sensitive name (normalized).
+const BUILTIN_ENDINGS: &[&[u8; 3]] = &[
+    b"ion", b"kie", b"ord", b"swd", b"ase", b"ret", b"ial", b"als", b"key", b"ken",
+];
+
+/// Whether `key` can normalize to a built-in sensitive name, looking only at its
+/// end: this runs for every key of every event, and most keys are settled here
+/// without normalizing them. Non-ASCII near the end answers "maybe" (some
+/// characters lowercase to ASCII letters).
+fn may_be_builtin(key: &str) -> bool {
+    let mut tail = [0u8; 3];
+    let mut filled = 0;
+    for b in key.bytes().rev() {
+        if !b.is_ascii() {
+            return true;
+        }
+        if matches!(b, b'_' | b'-' | b'.' | b' ') {
+            continue;
+        }
+        filled += 1;
+        match tail.get_mut(3 - filled) {
+            Some(slot) => *slot = b.to_ascii_lowercase(),
+            None => break,
+        }
+        if filled == 3 {
+            break;
+        }
+    }
+    filled == 3 && BUILTIN_ENDINGS.contains(&&tail)
+}
+
 fn builtin_sensitive(norm: &str) -> bool {
     const EXACT: &[&str] = &[
         "authorization",
@@ -161,6 +192,9 @@ impl Redactor {
 
     /// Whether values under this key are redacted.
     pub fn is_sensitive_key(&self, key: &str) -> bool {
+        if !self.inner.has_extra_keys.load(Ordering::Acquire) && !may_be_builtin(key) {
+            return false;
+        }
         let mut buf = [0u8; FAST_KEY_LEN];
         let owned;
         let norm = match normalize_ascii(key, &mut buf) {
@@ -275,6 +309,50 @@ mod tests {
         assert_eq!(v["usage"]["max_tokens"], 4);
         assert_eq!(v["tokenizer"], "cl100k");
         assert_eq!(v["none"], Value::Null);
+    }
+
+    #[test]
+    fn the_ending_check_never_hides_a_sensitive_name() {
+        let r = Redactor::default();
+        for key in [
+            "authorization",
+            "Proxy-Authorization",
+            "cookie",
+            "Set-Cookie",
+            "password",
+            "passwd",
+            "passphrase",
+            "secret",
+            "credential",
+            "credentials",
+            "private_key",
+            "token",
+            "x-api-key",
+            "AWS_SECRET_ACCESS_KEY",
+            "refresh_token",
+            "db_password",
+            "client-secret",
+            "secret_key",
+            "access.key",
+            "API_KEY_",
+            "api key ",
+            // U+212A KELVIN SIGN lowercases to an ASCII `k`.
+            "api_\u{212A}ey",
+        ] {
+            assert!(r.is_sensitive_key(key), "{key} must be sensitive");
+        }
+        for key in [
+            "delta",
+            "chunk_index",
+            "keys",
+            "tokens",
+            "session",
+            "apikeys",
+            "a",
+            "",
+        ] {
+            assert!(!r.is_sensitive_key(key), "{key} must not be sensitive");
+        }
     }
 
     #[test]

@@ -363,7 +363,10 @@ impl ExecutionBuilder {
             limits,
         };
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        handle.spawn(run::drive(shared.clone(), plan, tx, cancel_rx));
+        // Boxed: the run's state machine is many KiB, and Tokio copies a task's
+        // future into its cell and its output over it; behind a box each copy is a
+        // pointer.
+        handle.spawn(Box::pin(run::drive(shared.clone(), plan, tx, cancel_rx)));
         Ok(Execution {
             shared,
             cancel: CancelOnDrop(cancel_tx),
