@@ -74,6 +74,6 @@ pub use recall::{
 };
 pub use registry::{StoreFactoryFn, StoreRegistry, StoreSpec};
 pub use sink::{SinkStats, WorkspaceEventSink};
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{INLINE_READ_MAX, SqliteOptions, SqliteStore};
 pub use store::{Store, StoreFuture, stream_read};
 pub use types::*;

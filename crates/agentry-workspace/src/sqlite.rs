@@ -4,8 +4,12 @@
 //! runs queued writes as a group inside one `BEGIN IMMEDIATE` transaction (each
 //! write in its own savepoint, so one failure never undoes another), which makes
 //! concurrent appends cheap without giving up atomicity. Reads run on a few reader
-//! threads, each owning a read-only connection and sharing one job channel, so no
-//! SQLite call ever runs on an async worker thread. WAL mode lets readers proceed
+//! threads, each owning a read-only connection and sharing one job channel. The
+//! one exception is a small point read (a snapshot of at most
+//! [`INLINE_READ_MAX`] bytes): it runs on the calling task with a pooled read-only
+//! connection whose busy timeout is zero, because two thread hand-offs cost more
+//! than the read itself; anything that would wait for a lock or read a large row
+//! goes to the reader threads instead. WAL mode lets readers proceed
 //! while the writer commits;
 //! several processes may open the same file and are serialised by SQLite's lock
 //! (with a busy timeout), which is what makes CAS and leases hold across processes.
@@ -108,6 +112,47 @@ struct Inner {
     options: SqliteOptions,
     writer: Option<std_mpsc::Sender<Box<dyn WriteJob>>>,
     readers: std_mpsc::Sender<ReadJob>,
+    /// Read-only connections for small reads on the calling task (see the module
+    /// docs); taken out while in use, so concurrent callers never share one.
+    inline: Mutex<InlinePool>,
+}
+
+/// Largest snapshot state read on the calling task; larger ones go to a reader
+/// thread so a big row never holds up an async worker.
+pub const INLINE_READ_MAX: u64 = 64 * 1024;
+
+/// Most connections kept for reads on the calling task.
+const INLINE_POOL_MAX: usize = 4;
+
+#[derive(Debug, Default)]
+struct InlinePool {
+    idle: Vec<InlineConn>,
+    open: usize,
+}
+
+/// A pooled read-only connection (rusqlite's `Connection` is not `Debug`).
+struct InlineConn(Connection);
+
+impl std::fmt::Debug for InlineConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InlineConn")
+    }
+}
+
+/// The outcome of trying a read on the calling task.
+enum Inline<T> {
+    Done(Result<T, WorkspaceError>),
+    /// Would wait for a lock, or the row is too large: use a reader thread.
+    Defer,
+}
+
+/// Whether a SQLite error means "would have to wait for a lock".
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// One queued read: gets the reader's connection (or the error opening it).
@@ -303,6 +348,7 @@ impl SqliteStore {
                     options,
                     writer: None,
                     readers,
+                    inline: Mutex::default(),
                 }),
             });
         }
@@ -344,6 +390,7 @@ impl SqliteStore {
                 options,
                 writer: Some(tx),
                 readers,
+                inline: Mutex::default(),
             }),
         })
     }
@@ -386,6 +433,59 @@ impl SqliteStore {
         });
         writer.send(job).map_err(|_| WorkspaceError::Closed)?;
         await_reply(rx).await
+    }
+
+    /// Runs `f` on the calling task with a pooled read-only connection that never
+    /// waits for a lock. `f` answers `Ok(None)` to hand the read to a reader thread
+    /// (e.g. a row too large to read here); a busy database does the same.
+    fn read_inline<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<Option<T>, rusqlite::Error>,
+    ) -> Inline<T> {
+        let taken = {
+            let Ok(mut pool) = self.inner.inline.lock() else {
+                return Inline::Defer;
+            };
+            match pool.idle.pop() {
+                Some(c) => Some(c),
+                None if pool.open < INLINE_POOL_MAX => {
+                    pool.open += 1;
+                    None
+                }
+                None => return Inline::Defer,
+            }
+        };
+        let conn = match taken {
+            Some(c) => c,
+            None => {
+                let opened = open_reader(&self.inner.path, &self.inner.options).and_then(|c| {
+                    c.busy_timeout(Duration::ZERO)
+                        .map_err(|e| classify(e, &self.inner.path))?;
+                    Ok(c)
+                });
+                match opened {
+                    Ok(c) => InlineConn(c),
+                    Err(_) => {
+                        if let Ok(mut pool) = self.inner.inline.lock() {
+                            pool.open = pool.open.saturating_sub(1);
+                        }
+                        return Inline::Defer;
+                    }
+                }
+            }
+        };
+        let outcome = f(&conn.0);
+        // Each read is one autocommit statement, so a failed one leaves no
+        // transaction open and the connection can go back either way.
+        if let Ok(mut pool) = self.inner.inline.lock() {
+            pool.idle.push(conn);
+        }
+        match outcome {
+            Ok(Some(v)) => Inline::Done(Ok(v)),
+            Ok(None) => Inline::Defer,
+            Err(e) if is_busy(&e) => Inline::Defer,
+            Err(e) => Inline::Done(Err(classify(e, &self.inner.path))),
+        }
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T, WorkspaceError>
@@ -949,6 +1049,27 @@ fn snapshot_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotMeta> {
 
 const SNAP_COLS: &str = "run_id, state_version, schema_version, step_id, digest, size, created_at";
 
+/// One snapshot (the newest, or `version`) with its state bytes; the bytes are
+/// `None` when the state is larger than `max_state` (then they are not read).
+fn query_snapshot(
+    conn: &Connection,
+    run_id: &str,
+    version: Option<i64>,
+    max_state: Option<u64>,
+) -> Result<Option<(SnapshotMeta, Option<Vec<u8>>)>, rusqlite::Error> {
+    let sql = format!(
+        "SELECT {SNAP_COLS}, CASE WHEN ?3 IS NULL OR size <= ?3 THEN state END FROM snapshots \
+         WHERE run_id = ?1 AND (?2 IS NULL OR state_version = ?2) \
+         ORDER BY state_version DESC LIMIT 1"
+    );
+    let max = max_state.map(i64_of);
+    conn.prepare_cached(&sql)?
+        .query_row(params![run_id, version, max], |r| {
+            Ok((snapshot_meta(r)?, r.get::<_, Option<Vec<u8>>>(7)?))
+        })
+        .optional()
+}
+
 impl Store for SqliteStore {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
@@ -1194,24 +1315,39 @@ impl Store for SqliteStore {
         version: Option<StateVersion>,
     ) -> StoreFuture<'_, Option<Snapshot>> {
         let run_id = run_id.to_owned();
-        Box::pin(self.read(move |conn, path| {
-            let sql = format!(
-                "SELECT {SNAP_COLS}, state FROM snapshots WHERE run_id = ?1 AND (?2 IS NULL OR state_version = ?2) \
-                 ORDER BY state_version DESC LIMIT 1"
-            );
-            let v = version.map(|v| i64_of(v.0));
-            let row = conn
-                .prepare_cached(&sql)
-                .and_then(|mut s| s.query_row(params![run_id, v], |r| Ok((snapshot_meta(r)?, r.get::<_, Vec<u8>>(7)?))).optional())
-                .map_err(|e| classify(e, path))?;
+        let v = version.map(|v| i64_of(v.0));
+        Box::pin(async move {
+            // A small state is read right here (see the module docs); the size
+            // check is part of the query, so a large state is never loaded twice.
+            let inline = self.read_inline(|conn| {
+                Ok(
+                    match query_snapshot(conn, &run_id, v, Some(INLINE_READ_MAX))? {
+                        None => Some(None),
+                        Some((meta, Some(bytes))) => Some(Some((meta, bytes))),
+                        Some((_, None)) => None,
+                    },
+                )
+            });
+            let row = match inline {
+                Inline::Done(r) => r?,
+                Inline::Defer => {
+                    self.read(move |conn, path| {
+                        query_snapshot(conn, &run_id, v, None)
+                            .map_err(|e| classify(e, path))
+                            .map(|row| row.and_then(|(m, b)| b.map(|b| (m, b))))
+                    })
+                    .await?
+                }
+            };
             match row {
                 None => Ok(None),
                 Some((meta, bytes)) => {
-                    let state = serde_json::from_slice(&bytes).map_err(|e| WorkspaceError::Decode(e.to_string()))?;
+                    let state = serde_json::from_slice(&bytes)
+                        .map_err(|e| WorkspaceError::Decode(e.to_string()))?;
                     Ok(Some(Snapshot { meta, state }))
                 }
             }
-        }))
+        })
     }
 
     fn snapshot_history(
@@ -1502,5 +1638,43 @@ impl Store for SqliteStore {
                 })
                 .map_err(|e| classify(e, path))
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    /// A read on the calling task never waits for a lock: busy hands it to a
+    /// reader thread, any other failure is the read's answer.
+    #[tokio::test]
+    async fn inline_reads_defer_when_busy_and_fail_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_path(dir.path().join("ws.db"))
+            .await
+            .unwrap();
+        let busy = store.read_inline::<()>(|_| Err(failure(rusqlite::ffi::SQLITE_BUSY)));
+        assert!(matches!(busy, Inline::Defer));
+        let locked = store.read_inline::<()>(|_| Err(failure(rusqlite::ffi::SQLITE_LOCKED)));
+        assert!(matches!(locked, Inline::Defer));
+        let too_large = store.read_inline::<()>(|_| Ok(None));
+        assert!(matches!(too_large, Inline::Defer));
+        let corrupt = store.read_inline::<()>(|_| Err(failure(rusqlite::ffi::SQLITE_CORRUPT)));
+        assert!(matches!(
+            corrupt,
+            Inline::Done(Err(WorkspaceError::CorruptDatabase { .. }))
+        ));
+        let n = store.read_inline(|c| {
+            c.query_row("SELECT 41 + 1", [], |r| r.get::<_, i64>(0))
+                .map(Some)
+        });
+        assert!(matches!(n, Inline::Done(Ok(42))));
+        // The connection went back to the pool after every use, failed or not.
+        let pool = store.inner.inline.lock().unwrap();
+        assert_eq!((pool.open, pool.idle.len()), (1, 1));
     }
 }

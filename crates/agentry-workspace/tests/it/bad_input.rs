@@ -308,3 +308,33 @@ async fn grouped_writes_fail_individually() {
         StateVersion(1)
     );
 }
+
+/// Small snapshots are read on the calling task, large ones on a reader thread;
+/// both come back whole, by newest and by version.
+#[tokio::test]
+async fn small_and_large_snapshots_read_back_whole() {
+    use agentry_workspace::{INLINE_READ_MAX, NewSnapshot, StateVersion};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open_path(dir.path().join("ws.db"))
+        .await
+        .unwrap();
+    let small = json!({"text": "x".repeat(1024)});
+    let large = json!({"text": "y".repeat(INLINE_READ_MAX as usize * 2)});
+    s.put_snapshot(NewSnapshot::new("r", small.clone(), StateVersion(0)))
+        .await
+        .unwrap();
+    s.put_snapshot(NewSnapshot::new("r", large.clone(), StateVersion(1)))
+        .await
+        .unwrap();
+    let newest = s.get_snapshot("r", None).await.unwrap().unwrap();
+    assert_eq!(newest.state, large);
+    assert_eq!(newest.meta.state_version, StateVersion(2));
+    let first = s
+        .get_snapshot("r", Some(StateVersion(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.state, small);
+    assert!(s.get_snapshot("absent", None).await.unwrap().is_none());
+}
