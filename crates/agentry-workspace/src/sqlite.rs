@@ -515,7 +515,7 @@ impl SqliteStore {
 async fn await_reply<T>(
     mut rx: oneshot::Receiver<Result<T, WorkspaceError>>,
 ) -> Result<T, WorkspaceError> {
-    let spin_until = std::time::Instant::now() + WRITER_SPIN;
+    let spin_until = std::time::Instant::now() + REPLY_SPIN;
     while std::time::Instant::now() < spin_until {
         match rx.try_recv() {
             Ok(r) => return r,
@@ -592,9 +592,17 @@ fn reader_loop(
     }
 }
 
-/// How long the writer polls for the next write before blocking (and how long a
-/// caller re-polls for its reply before parking).
-const WRITER_SPIN: Duration = Duration::from_micros(50);
+/// How long the writer polls for the next write before blocking. A caller that
+/// writes, reads its answer back and prepares the next write (a snapshot loop)
+/// comes back within ~100 µs; sleeping in between makes every write pay a thread
+/// wake-up, which costs more than the write on a busy machine. The poll yields
+/// the core, so other threads are not starved on a small machine.
+const WRITER_SPIN: Duration = Duration::from_micros(200);
+
+/// How long a caller re-polls for its reply (yielding to other tasks, so a busy
+/// runtime loses nothing) before parking its task: a typical write answers
+/// within this, and a parked task pays a thread wake-up for its reply.
+const REPLY_SPIN: Duration = Duration::from_micros(150);
 
 fn writer_loop(
     conn: Connection,
@@ -612,7 +620,7 @@ fn writer_loop(
                 Ok(j) => break Some(j),
                 Err(std_mpsc::TryRecvError::Disconnected) => break None,
                 Err(std_mpsc::TryRecvError::Empty) if std::time::Instant::now() < spin_until => {
-                    std::hint::spin_loop();
+                    std::thread::yield_now();
                 }
                 Err(std_mpsc::TryRecvError::Empty) => break rx.recv().ok(),
             }
