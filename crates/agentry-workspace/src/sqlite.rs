@@ -1057,6 +1057,9 @@ fn snapshot_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotMeta> {
 
 const SNAP_COLS: &str = "run_id, state_version, schema_version, step_id, digest, size, created_at";
 
+/// A snapshot's metadata and its state bytes, if they were read.
+type SnapshotRow = (SnapshotMeta, Option<Vec<u8>>);
+
 /// One snapshot (the newest, or `version`) with its state bytes; the bytes are
 /// `None` when the state is larger than `max_state` (then they are not read).
 fn query_snapshot(
@@ -1064,7 +1067,7 @@ fn query_snapshot(
     run_id: &str,
     version: Option<i64>,
     max_state: Option<u64>,
-) -> Result<Option<(SnapshotMeta, Option<Vec<u8>>)>, rusqlite::Error> {
+) -> Result<Option<SnapshotRow>, rusqlite::Error> {
     let sql = format!(
         "SELECT {SNAP_COLS}, CASE WHEN ?3 IS NULL OR size <= ?3 THEN state END FROM snapshots \
          WHERE run_id = ?1 AND (?2 IS NULL OR state_version = ?2) \
