@@ -24,7 +24,9 @@ pub struct Settings {
     pub heartbeat_interval: Duration,
     /// Keep every event of an execution in memory so [`Execution::events`]
     /// (crate::Execution::events) replays from the first one. Turn off for very
-    /// high execution counts when nobody subscribes late.
+    /// high execution counts when nobody subscribes late. (The one-shot
+    /// `agent.input(..).text()` / `.data()` / `.result()` never keep it: their
+    /// execution is never handed out, so no one can subscribe late.)
     pub keep_event_log: bool,
 }
 

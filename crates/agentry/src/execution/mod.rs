@@ -232,6 +232,15 @@ impl ExecutionBuilder {
     /// Fails at once (nothing runs) on invalid limits, an unknown model key or an
     /// invalid output schema.
     pub fn start(self) -> Result<Execution, AgentryError> {
+        let replay = self.agent.runtime.inner.settings.keep_event_log;
+        self.start_with(replay)
+    }
+
+    /// Starts the execution; `replay` keeps its events for late
+    /// [`Execution::events`] subscribers. The one-shot methods (`text`, `data`,
+    /// `result`) never hand the execution out, so nobody could subscribe late and
+    /// they skip the log: hooks and sinks still see every event.
+    fn start_with(self, replay: bool) -> Result<Execution, AgentryError> {
         if let Some(e) = self.pending_error {
             return Err(e);
         }
@@ -304,7 +313,7 @@ impl ExecutionBuilder {
         root.parent_execution_id = self.lineage.parent_execution_id.clone();
         root.flow_name = self.lineage.flow.as_deref().map(Into::into);
         let events = &runtime.inner.events;
-        let emitter = if runtime.inner.settings.keep_event_log {
+        let emitter = if replay {
             events.recording_emitter(id.as_str())
         } else {
             events.emitter(id.as_str())
@@ -375,17 +384,17 @@ impl ExecutionBuilder {
 
     /// Starts the execution and waits for its text answer.
     pub async fn text(self) -> Result<String, AgentryError> {
-        self.start()?.text().await
+        self.start_with(false)?.text().await
     }
 
     /// Starts the execution and waits for its structured answer.
     pub async fn data(self) -> Result<Value, AgentryError> {
-        self.start()?.data().await
+        self.start_with(false)?.data().await
     }
 
     /// Starts the execution and waits for its whole result.
     pub async fn result(self) -> Result<ExecutionResult, AgentryError> {
-        self.start()?.result().await
+        self.start_with(false)?.result().await
     }
 }
 
