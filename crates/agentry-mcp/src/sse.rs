@@ -42,6 +42,8 @@ use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::Transport;
 use tokio_util::sync::CancellationToken;
 
+use agentry_model::sse::Flow;
+
 use crate::client::{Fatal, error_chain, preview};
 use crate::error::McpError;
 
@@ -52,7 +54,7 @@ const BODY_PREVIEW_BYTES: usize = 1024;
 /// How long reading that quote may take (the body may be a never-ending stream).
 const BODY_PREVIEW_WAIT: Duration = Duration::from_millis(500);
 
-/// One complete Server-Sent Event.
+/// One complete Server-Sent Event, owned (it outlives the chunk it came in).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SseEvent {
     /// The `event:` field; `message` when the server gave none (the SSE default).
@@ -65,147 +67,46 @@ pub(crate) struct SseEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct EventTooLarge;
 
-/// An incremental SSE parser (the WHATWG event-stream format).
-///
-/// Network chunks split the stream anywhere — inside a line, between `\r` and `\n`,
-/// inside a UTF-8 sequence — so bytes are kept until a line is complete and only
-/// complete lines are decoded. Lines may end in `\n`, `\r\n` or a lone `\r`. The
-/// bytes held for the current event (its data plus the unfinished line) are capped,
-/// so a server that never ends a line or an event cannot grow memory without bound.
+/// The model providers' incremental SSE parser ([`agentry_model::sse`]), collecting
+/// owned events: the transport hands them on after the chunk is gone.
 #[derive(Debug)]
 pub(crate) struct SseParser {
-    /// The unfinished line.
-    line: Vec<u8>,
-    /// Data of the event being built (each data line followed by `\n`).
-    data: String,
-    /// Whether a `data` field was seen for the event being built.
-    has_data: bool,
-    /// The `event` field of the event being built.
-    event: String,
-    /// The last chunk ended in `\r`: a `\n` at the start of the next belongs to it.
-    after_cr: bool,
-    /// No line completed yet (a leading byte-order mark is dropped from it).
-    first_line: bool,
-    /// The cap on `line` + `data`, in bytes (roughly the event's size as sent: the
-    /// unfinished line still holds its field name).
+    inner: agentry_model::sse::SseParser,
+    /// The cap on one line or event, in bytes.
     max: usize,
 }
 
 impl SseParser {
     /// A parser that refuses events larger than `max` bytes.
     pub(crate) fn new(max: usize) -> Self {
+        let inner = agentry_model::sse::SseParser::with_max_event_bytes(max);
         Self {
-            line: Vec::new(),
-            data: String::new(),
-            has_data: false,
-            event: String::new(),
-            after_cr: false,
-            first_line: true,
-            max: max.max(1),
+            max: inner.max_event_bytes(),
+            inner,
         }
     }
 
     /// Feeds one chunk; appends every event it completes to `out`.
     pub(crate) fn feed(
         &mut self,
-        mut chunk: &[u8],
+        chunk: &[u8],
         out: &mut Vec<SseEvent>,
     ) -> Result<(), EventTooLarge> {
-        while !chunk.is_empty() {
-            if self.after_cr {
-                self.after_cr = false;
-                if let Some((b'\n', rest)) = chunk.split_first() {
-                    chunk = rest;
-                    continue;
-                }
-            }
-            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
-                Some(end) => {
-                    let (head, tail) = chunk.split_at(end);
-                    self.line.extend_from_slice(head);
-                    self.check_size()?;
-                    self.after_cr = tail.first() == Some(&b'\r');
-                    chunk = tail.get(1..).unwrap_or_default();
-                    let line = std::mem::take(&mut self.line);
-                    self.process_line(&line, out);
-                    self.line = line;
-                    self.line.clear();
-                    self.check_size()?;
-                }
-                None => {
-                    self.line.extend_from_slice(chunk);
-                    self.check_size()?;
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn check_size(&self) -> Result<(), EventTooLarge> {
-        if self.line.len().saturating_add(self.data.len()) > self.max {
-            Err(EventTooLarge)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
-        let mut line = line;
-        if self.first_line {
-            self.first_line = false;
-            if let Some(rest) = line.strip_prefix(b"\xEF\xBB\xBF") {
-                line = rest;
-            }
-        }
-        if line.is_empty() {
-            self.dispatch(out);
-            return;
-        }
-        if line.first() == Some(&b':') {
-            return; // a comment: servers send these as keep-alives
-        }
-        let text = String::from_utf8_lossy(line);
-        let (field, value) = match text.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (text.as_ref(), ""),
-        };
-        match field {
-            "event" => {
-                self.event.clear();
-                self.event.push_str(value);
-            }
-            "data" => {
-                self.data.push_str(value);
-                self.data.push('\n');
-                self.has_data = true;
-            }
-            // `id` and `retry` only matter for resuming a stream, which a legacy
-            // session cannot do (see the module docs); unknown fields are ignored as
-            // the format requires.
-            _ => {}
-        }
-    }
-
-    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
-        let event = std::mem::take(&mut self.event);
-        if !self.has_data {
-            // An event without data is not dispatched (the format's rule).
-            return;
-        }
-        self.has_data = false;
-        let mut data = std::mem::take(&mut self.data);
-        if data.ends_with('\n') {
-            data.pop();
-        }
-        out.push(SseEvent {
-            event: if event.is_empty() {
-                "message".to_owned()
-            } else {
-                event
-            },
-            data,
-        });
+        self.inner
+            .feed(chunk, |ev| {
+                out.push(SseEvent {
+                    event: if ev.event.is_empty() {
+                        "message"
+                    } else {
+                        ev.event
+                    }
+                    .to_owned(),
+                    data: ev.data.to_owned(),
+                });
+                Ok::<_, std::convert::Infallible>(Flow::Continue)
+            })
+            .map(drop)
+            .map_err(|_| EventTooLarge)
     }
 }
 

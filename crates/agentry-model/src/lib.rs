@@ -55,7 +55,7 @@ mod provider;
 mod response;
 pub mod schema_sample;
 mod scripted;
-mod sse;
+pub mod sse;
 pub mod streaming_json;
 #[cfg(test)]
 mod test_alloc;

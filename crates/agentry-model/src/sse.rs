@@ -1,20 +1,36 @@
-//! An incremental Server-Sent Events parser.
+//! An incremental Server-Sent Events parser, shared by the model providers and the
+//! MCP client's legacy SSE transport.
 //!
 //! Network chunks split SSE frames anywhere — inside a line, between `\r` and `\n`,
 //! inside a multi-byte character — so the parser keeps unconsumed bytes and only
 //! decodes complete lines. It accepts `\n`, `\r\n` and lone `\r` line endings,
-//! `data:` with or without the space, multi-line data (joined with `\n`), ignores
-//! comments (`:` keep-alives), `id:`, `retry:` and unknown fields, and hands each
-//! complete event to a callback as borrowed text, so no allocation happens per
-//! frame once the buffers have grown to the frame size.
+//! a leading byte-order mark, `data:` with or without the space, multi-line data
+//! (joined with `\n`), ignores comments (`:` keep-alives), `id:`, `retry:` and
+//! unknown fields, and hands each complete event to a callback as borrowed text, so
+//! no allocation happens per frame once the buffers have grown to the frame size.
+//!
+//! ```
+//! use agentry_model::sse::{Flow, SseParser};
+//! let mut parser = SseParser::new();
+//! let mut seen = Vec::new();
+//! for chunk in [&b"event: ping\ndata: {\"a\""[..], b": 1}\n\n"] {
+//!     parser
+//!         .feed(chunk, |ev| {
+//!             seen.push((ev.event.to_owned(), ev.data.to_owned()));
+//!             Ok::<_, std::convert::Infallible>(Flow::Continue)
+//!         })
+//!         .unwrap();
+//! }
+//! assert_eq!(seen, [("ping".to_owned(), "{\"a\": 1}".to_owned())]);
+//! ```
 
 /// Largest line or event (in bytes) accepted; beyond it the stream is treated as
 /// broken instead of growing memory without bound.
-pub(crate) const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// One complete event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SseEvent<'a> {
+pub struct SseEvent<'a> {
     /// The `event:` field, empty when absent.
     pub event: &'a str,
     /// The data lines joined with `\n`.
@@ -23,7 +39,7 @@ pub(crate) struct SseEvent<'a> {
 
 /// What the callback wants next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
+pub enum Flow {
     /// Keep parsing.
     Continue,
     /// Stop: the consumer saw the end of the response.
@@ -32,16 +48,17 @@ pub(crate) enum Flow {
 
 /// Why parsing failed.
 #[derive(Debug)]
-pub(crate) enum SseError<E> {
-    /// A line or event exceeded [`MAX_EVENT_BYTES`].
+pub enum SseError<E> {
+    /// A line or event exceeded the parser's limit ([`MAX_EVENT_BYTES`] unless
+    /// set with [`SseParser::with_max_event_bytes`]).
     TooLarge,
     /// The callback failed.
     Callback(E),
 }
 
 /// The parser state. Reuse one per response.
-#[derive(Debug, Default)]
-pub(crate) struct SseParser {
+#[derive(Debug)]
+pub struct SseParser {
     /// Bytes not yet forming a complete line.
     buf: Vec<u8>,
     /// The data of the event being built.
@@ -55,16 +72,45 @@ pub(crate) struct SseParser {
     skip_lf: bool,
     /// The parser stopped (callback said so); further input is ignored.
     stopped: bool,
+    /// No line completed yet (a leading byte-order mark is dropped from it).
+    first_line: bool,
+    /// Largest line or event accepted, in bytes.
+    max: usize,
+}
+
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::with_max_event_bytes(MAX_EVENT_BYTES)
+    }
 }
 
 impl SseParser {
-    /// A fresh parser.
-    pub(crate) fn new() -> Self {
+    /// A fresh parser accepting lines and events up to [`MAX_EVENT_BYTES`].
+    pub fn new() -> Self {
         Self::default()
     }
 
+    /// A fresh parser accepting lines and events up to `max` bytes.
+    pub fn with_max_event_bytes(max: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            data: Vec::new(),
+            has_data: false,
+            event: String::new(),
+            skip_lf: false,
+            stopped: false,
+            first_line: true,
+            max: max.max(1),
+        }
+    }
+
+    /// The largest line or event this parser accepts, in bytes.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max
+    }
+
     /// Feeds one network chunk and calls `on_event` for every complete event.
-    pub(crate) fn feed<E>(
+    pub fn feed<E>(
         &mut self,
         chunk: &[u8],
         mut on_event: impl FnMut(SseEvent<'_>) -> Result<Flow, E>,
@@ -97,7 +143,7 @@ impl SseParser {
                 return Ok(Flow::Stop);
             }
             self.buf.drain(..consumed.min(self.buf.len()));
-            if self.buf.len() > MAX_EVENT_BYTES {
+            if self.buf.len() > self.max {
                 return Err(SseError::TooLarge);
             }
         }
@@ -107,7 +153,7 @@ impl SseParser {
     /// Called at end of input: a last line without terminator and a last event
     /// without the blank line are still delivered, because many servers close the
     /// stream right after `data: [DONE]`.
-    pub(crate) fn finish<E>(
+    pub fn finish<E>(
         &mut self,
         mut on_event: impl FnMut(SseEvent<'_>) -> Result<Flow, E>,
     ) -> Result<Flow, SseError<E>> {
@@ -115,8 +161,9 @@ impl SseParser {
             return Ok(Flow::Stop);
         }
         let buf = std::mem::take(&mut self.buf);
-        if !buf.is_empty() {
-            self.line(&buf);
+        let line = self.strip_bom(&buf);
+        if !line.is_empty() {
+            self.line(line);
         }
         if self.has_data {
             return self.dispatch(&mut on_event);
@@ -125,7 +172,7 @@ impl SseParser {
     }
 
     fn keep_tail<E>(&mut self, rest: &[u8]) -> Result<(), SseError<E>> {
-        if rest.len() > MAX_EVENT_BYTES {
+        if rest.len() > self.max {
             return Err(SseError::TooLarge);
         }
         self.buf.extend_from_slice(rest);
@@ -159,6 +206,7 @@ impl SseParser {
                 }
             }
             start = next;
+            let line = self.strip_bom(line);
             if line.is_empty() {
                 if self.has_data {
                     if self.dispatch(on_event)? == Flow::Stop {
@@ -170,12 +218,21 @@ impl SseParser {
                 }
             } else {
                 self.line(line);
-                if self.data.len() > MAX_EVENT_BYTES {
+                if self.data.len() > self.max {
                     return Err(SseError::TooLarge);
                 }
             }
         }
         Ok(start)
+    }
+
+    /// Drops a byte-order mark from the stream's first line.
+    fn strip_bom<'l>(&mut self, line: &'l [u8]) -> &'l [u8] {
+        if !self.first_line {
+            return line;
+        }
+        self.first_line = false;
+        line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line)
     }
 
     /// Interprets one non-empty line.
