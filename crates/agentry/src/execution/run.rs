@@ -130,11 +130,12 @@ pub(crate) async fn drive(
     .await;
 
     let outcome = {
-        let work = async {
-            match &plan.action_loop {
-                Some(action_loop) => route_action_loop(&ctx, &plan, action_loop).await,
-                None => route_model_request(&ctx, &plan).await,
-            }
+        // Boxed, each route on its own: the routes' state machines are several KiB,
+        // and inline they made this future the sum of both, copied whole by every
+        // move (into the task, into each `select!`).
+        let work: BoxFuture<'_, Outcome> = match &plan.action_loop {
+            Some(action_loop) => Box::pin(route_action_loop(&ctx, &plan, action_loop)),
+            None => Box::pin(route_model_request(&ctx, &plan)),
         };
         let guarded = async {
             tokio::select! {
