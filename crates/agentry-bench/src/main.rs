@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo run --release -p agentry-bench --bin bench [-- --requests 1000 --in-flight 200]
-//!     [--no-event-log] [--url URL-of-a-running-mock [--skip-floor]] [--only-test-model]
+//!     [--no-event-log] [--url URL-of-a-running-mock [--skip-floor | --only-floor]] [--only-test-model]
 //! ```
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -75,7 +75,7 @@ async fn bench_test_model(requests: usize) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let agent = test_runtime.agent("bench");
-    let cpu0 = cpu_seconds();
+    let (cpu0, sw0) = (cpu_seconds(), context_switches());
     let t0 = Instant::now();
     for _ in 0..requests {
         agent.input("hi").text().await.map_err(|e| e.to_string())?;
@@ -85,6 +85,7 @@ async fn bench_test_model(requests: usize) -> Result<(), String> {
         requests,
         wall: t0.elapsed(),
         cpu: cpu_seconds() - cpu0,
+        switches: context_switches() - sw0,
     }
     .print();
     Ok(())
@@ -153,6 +154,25 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Context switches (voluntary + involuntary) summed over this process's threads.
+/// A thread hand-off costs a switch; on a VM each one is several microseconds.
+fn context_switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 fn status_kib(field: &str) -> u64 {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return 0;
@@ -170,23 +190,26 @@ struct Phase {
     requests: usize,
     wall: Duration,
     cpu: f64,
+    switches: u64,
 }
 
 impl Phase {
     fn print(&self) {
         let rps = self.requests as f64 / self.wall.as_secs_f64();
         let cpu_us = self.cpu * 1e6 / self.requests as f64;
+        let switches = self.switches as f64 / self.requests as f64;
         println!(
-            "{:<34} {:>6} req  {:>9.1} req/s  {:>8.1} µs CPU/req  {:>8.1} ms wall",
+            "{:<34} {:>6} req  {:>9.1} req/s  {:>8.1} µs CPU/req  {:>5.1} switches/req  {:>8.1} ms wall",
             self.name,
             self.requests,
             rps,
             cpu_us,
+            switches,
             self.wall.as_secs_f64() * 1e3
         );
         println!(
             "{}",
-            json!({"phase": self.name, "requests": self.requests, "requests_per_s": rps, "cpu_us_per_request": cpu_us, "wall_ms": self.wall.as_secs_f64() * 1e3})
+            json!({"phase": self.name, "requests": self.requests, "requests_per_s": rps, "cpu_us_per_request": cpu_us, "context_switches_per_request": switches, "wall_ms": self.wall.as_secs_f64() * 1e3})
         );
     }
 }
@@ -199,7 +222,7 @@ async fn run_phase(
     prompt: &str,
 ) -> Result<Phase, String> {
     let agent = runtime.agent("bench");
-    let cpu0 = cpu_seconds();
+    let (cpu0, sw0) = (cpu_seconds(), context_switches());
     let t0 = Instant::now();
     let results: Vec<Result<String, agentry::AgentryError>> = futures::stream::iter(0..n)
         .map(|_| {
@@ -212,6 +235,7 @@ async fn run_phase(
         .await;
     let wall = t0.elapsed();
     let cpu = cpu_seconds() - cpu0;
+    let switches = context_switches() - sw0;
     let failures = results.iter().filter(|r| r.is_err()).count();
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         return Err(format!(
@@ -228,6 +252,7 @@ async fn run_phase(
         requests: n,
         wall,
         cpu,
+        switches,
     })
 }
 
@@ -272,7 +297,7 @@ async fn run_floor(base_url: &str, n: usize, in_flight: usize) -> Result<Phase, 
     for _ in 0..10 {
         one(client.clone()).await?;
     }
-    let cpu0 = cpu_seconds();
+    let (cpu0, sw0) = (cpu_seconds(), context_switches());
     let t0 = Instant::now();
     let results: Vec<Result<usize, String>> = futures::stream::iter(0..n)
         .map(|_| one(client.clone()))
@@ -280,6 +305,7 @@ async fn run_floor(base_url: &str, n: usize, in_flight: usize) -> Result<Phase, 
         .collect()
         .await;
     let (wall, cpu) = (t0.elapsed(), cpu_seconds() - cpu0);
+    let switches = context_switches() - sw0;
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         return Err(format!("floor: {e}"));
     }
@@ -291,6 +317,7 @@ async fn run_floor(base_url: &str, n: usize, in_flight: usize) -> Result<Phase, 
         requests: n,
         wall,
         cpu,
+        switches,
     })
 }
 
@@ -313,6 +340,11 @@ async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result
     if let Some(url) = url {
         let runtime = http_runtime(&url)?;
         run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
+        if std::env::args().any(|a| a == "--only-floor") {
+            // For profiling the floor alone (`strace -c`, `perf`).
+            run_floor(&url, requests, in_flight).await?.print();
+            return Ok(());
+        }
         if std::env::args().any(|a| a == "--skip-floor") {
             // For profiling the runtime alone.
             run_phase(&runtime, "agentry", requests, in_flight, "hi")
@@ -415,7 +447,7 @@ async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result
         .build()
         .map_err(|e| e.to_string())?;
     let agent = test_runtime.agent("bench");
-    let cpu0 = cpu_seconds();
+    let (cpu0, sw0) = (cpu_seconds(), context_switches());
     let t0 = Instant::now();
     for _ in 0..requests {
         agent.input("hi").text().await.map_err(|e| e.to_string())?;
@@ -425,6 +457,7 @@ async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result
         requests,
         wall: t0.elapsed(),
         cpu: cpu_seconds() - cpu0,
+        switches: context_switches() - sw0,
     }
     .print();
 
