@@ -8,7 +8,7 @@ use agentry_core::{
 use agentry_model::streaming_json::JsonEvent;
 use agentry_model::{ModelProvider, ModelRequest, ModelResponse, ResponseAssembler, StreamEvent};
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::run::RunCtx;
@@ -138,23 +138,29 @@ pub(crate) async fn call(
             }
         };
         assembler.push(&event);
-        match &event {
+        match event {
             StreamEvent::TextDelta { text } => {
                 if first_output_ms.is_none() {
                     first_output_ms = Some(started.elapsed().as_millis() as u64);
                     ctx.progress.set_stage(stage::RESPONSE_STREAM);
                 }
+                // Parsed before the text moves into the event; published after it.
+                let keys = output.as_mut().map(|out| out.feed(&text));
+                // The hottest event of a request, one per chunk: built by hand so the
+                // text moves in rather than being copied.
+                let mut payload = serde_json::Map::with_capacity(2);
+                payload.insert("delta".to_owned(), Value::String(text));
+                payload.insert("chunk_index".to_owned(), chunk_index.into());
                 ctx.emit(
                     &attempt_run,
                     NewEvent::new(EventType::MODEL_STREAMING)
                         .source("ModelRequest")
                         .level(Level::Debug)
-                        .payload(json!({"delta": text, "chunk_index": chunk_index})),
+                        .payload(payload.into()),
                 )
                 .await;
                 chunk_index += 1;
-                if let Some(out) = output.as_mut() {
-                    let events = out.feed(text);
+                if let Some(events) = keys {
                     emit_keys(ctx, &attempt_run, events).await;
                 }
             }
