@@ -4,11 +4,13 @@
 //! with `--serve`), so the CPU time read from `/proc/self/stat` is this process's:
 //! the facade, events, the model provider and its HTTP client. Each streamed phase runs
 //! next to a floor — the same request sent with a bare `reqwest` client whose body is
-//! read and dropped — and the difference is reported as the runtime's own CPU cost.
+//! read and dropped — and the difference is reported as the runtime's own CPU cost:
+//! the best of `--rounds` interleaved rounds of each, minus the best floor round.
 //!
 //! ```text
 //! cargo run --release -p agentry-bench --bin bench [-- --requests 1000 --in-flight 200]
-//!     [--no-event-log] [--url URL-of-a-running-mock [--skip-floor | --only-floor]] [--only-test-model]
+//!     [--rounds 3] [--no-event-log] [--url URL-of-a-running-mock [--skip-floor | --only-floor]]
+//!     [--only-test-model]
 //! ```
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -321,19 +323,37 @@ async fn run_floor(base_url: &str, n: usize, in_flight: usize) -> Result<Phase, 
     })
 }
 
-/// Prints an Agentry phase next to its floor: the difference is the runtime's own cost.
-fn print_own_cost(phase: &Phase, floor: &Phase) {
+/// Runs an Agentry phase and its floor `rounds` times, interleaved so both see the
+/// same machine, and prints the runtime's own cost: the best Agentry round minus the
+/// best floor round. On a shared VM single runs swing by a quarter or more; the best
+/// of several is the figure least disturbed by other tenants.
+async fn compare_with_floor(
+    runtime: &Runtime,
+    base_url: &str,
+    name: &str,
+    requests: usize,
+    in_flight: usize,
+    rounds: usize,
+) -> Result<(), String> {
     let per = |p: &Phase| p.cpu * 1e6 / p.requests as f64;
-    let own = per(phase) - per(floor);
+    let (mut best_floor, mut best) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..rounds.max(1) {
+        let floor = run_floor(base_url, requests, in_flight).await?;
+        floor.print();
+        let phase = run_phase(runtime, name, requests, in_flight, "hi").await?;
+        phase.print();
+        best_floor = best_floor.min(per(&floor));
+        best = best.min(per(&phase));
+    }
+    let own = best - best_floor;
     println!(
-        "  runtime's own CPU per request (Agentry − floor): {own:.1} µs ({} vs {})",
-        format_args!("{:.1}", per(phase)),
-        format_args!("{:.1}", per(floor))
+        "  runtime's own CPU per request (best Agentry − best floor of {rounds}): {own:.1} µs ({best:.1} vs {best_floor:.1})"
     );
     println!(
         "{}",
-        json!({"phase": phase.name, "own_cpu_us_per_request": own, "floor_cpu_us_per_request": per(floor)})
+        json!({"phase": name, "rounds": rounds, "own_cpu_us_per_request": own, "cpu_us_per_request": best, "floor_cpu_us_per_request": best_floor})
     );
+    Ok(())
 }
 
 async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result<(), String> {
@@ -352,19 +372,9 @@ async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result
                 .print();
             return Ok(());
         }
-        let floor = run_floor(&url, requests, in_flight).await?;
-        floor.print();
-        let phase = run_phase(
-            &runtime,
-            &format!("concurrent ({in_flight} in flight)"),
-            requests,
-            in_flight,
-            "hi",
-        )
-        .await?;
-        phase.print();
-        print_own_cost(&phase, &floor);
-        return Ok(());
+        let rounds = arg_value(&std::env::args().collect::<Vec<_>>(), "--rounds").unwrap_or(3);
+        let name = format!("concurrent ({in_flight} in flight)");
+        return compare_with_floor(&runtime, &url, &name, requests, in_flight, rounds).await;
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
@@ -392,23 +402,26 @@ async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result
     println!("RSS at start: {} KiB", status_kib("VmRSS:"));
     run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
 
-    let seq_floor = run_floor(&base_url, requests, 1).await?;
-    seq_floor.print();
-    let seq = run_phase(&runtime, "sequential (1 in flight)", requests, 1, "hi").await?;
-    seq.print();
-    print_own_cost(&seq, &seq_floor);
-    let conc_floor = run_floor(&base_url, requests, in_flight).await?;
-    conc_floor.print();
-    let conc = run_phase(
+    let rounds = arg_value(&std::env::args().collect::<Vec<_>>(), "--rounds").unwrap_or(3);
+    compare_with_floor(
         &runtime,
-        &format!("concurrent ({in_flight} in flight)"),
+        &base_url,
+        "sequential (1 in flight)",
         requests,
-        in_flight,
-        "hi",
+        1,
+        rounds,
     )
     .await?;
-    conc.print();
-    print_own_cost(&conc, &conc_floor);
+    let concurrent = format!("concurrent ({in_flight} in flight)");
+    compare_with_floor(
+        &runtime,
+        &base_url,
+        &concurrent,
+        requests,
+        in_flight,
+        rounds,
+    )
+    .await?;
 
     // All requests in flight at once: the server holds each first token for 1.5 s,
     // so every execution is alive at the same time while RSS is sampled.
