@@ -43,7 +43,15 @@ macro_rules! define_id {
         impl $name {
             /// A fresh, time-ordered, globally unique id.
             pub fn new() -> Self {
-                Self(format!(concat!($prefix, "_{}"), uuid::Uuid::now_v7().simple()).into())
+                // Several ids per execution: the hex is encoded straight into a
+                // buffer, without the `fmt` machinery `format!` would go through.
+                let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
+                let hex = uuid::Uuid::now_v7().simple().encode_lower(&mut hex);
+                let mut id = String::with_capacity($prefix.len() + 1 + hex.len());
+                id.push_str($prefix);
+                id.push('_');
+                id.push_str(hex);
+                Self(id.into())
             }
 
             /// Wraps an existing id after checking it is non-empty, at most 256 bytes
