@@ -77,9 +77,11 @@ impl Emitter {
             level,
             message,
             mut payload,
-            mut error,
-            mut meta,
+            error,
+            meta,
         } = new;
+        let mut error = error.map(|e| *e);
+        let mut meta = meta.map(|m| *m).unwrap_or_default();
         let redactor = self.inner.center.redactor();
         redactor.redact_value(&mut payload);
         redactor.redact_map(&mut meta);
