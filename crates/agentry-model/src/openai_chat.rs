@@ -341,8 +341,11 @@ struct Delta {
     reasoning_content: Option<String>,
     #[serde(default, deserialize_with = "lenient_text")]
     reasoning: Option<String>,
+    /// Boxed: most chunks carry text, and the fragments' inline size made every
+    /// chunk larger to move while serde builds it; a chunk with fragments pays one
+    /// small allocation instead.
     #[serde(default)]
-    tool_calls: Option<Fragments>,
+    tool_calls: Option<Box<Fragments>>,
 }
 
 /// The tool-call fragments of one chunk. Servers send one per chunk almost always,
@@ -512,7 +515,13 @@ impl ChatDecoder {
                 if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                     out.push_back(StreamEvent::TextDelta { text });
                 }
-                for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
+                for (position, call) in delta
+                    .tool_calls
+                    .map(|f| *f)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
                     let id = call.id.filter(|s| !s.is_empty());
                     let index = if whole {
                         u32::try_from(position).unwrap_or(u32::MAX)

@@ -91,10 +91,11 @@ mod tests {
     }
 
     #[test]
-    fn chat_argument_fragment_allocates_only_its_string_and_unescaping() {
+    fn chat_argument_fragment_allocates_its_string_unescaping_and_box() {
         let first = "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]}}]}\n\n";
         let frag = "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"a\\\":\"}}]}}]}\n\n";
-        assert_eq!(per_chunk::<ChatDecoder>(&[first, frag], frag), 2);
+        // The arguments, their unescaping, and the box that keeps text chunks small.
+        assert_eq!(per_chunk::<ChatDecoder>(&[first, frag], frag), 3);
     }
 
     #[test]
