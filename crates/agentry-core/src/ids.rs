@@ -131,25 +131,14 @@ define_id!(
 impl EventId {
     pub(crate) fn for_seq(scope: &str, seq: u64) -> Self {
         // One id per event, so this is on the emit path: `itoa` formats the number
-        // without the `fmt` machinery, and the id is assembled on the stack so the
-        // shared string is the only allocation.
+        // without the `fmt` machinery, and the string is sized up front.
         let mut digits = itoa::Buffer::new();
-        let digits = digits.format(seq).as_bytes();
-        let mut buf = [0u8; 96];
-        let len = scope.len() + 1 + digits.len();
-        if let Some(out) = buf.get_mut(..len)
-            && let Some((head, tail)) = out.split_at_mut_checked(scope.len())
-            && let Some((dash, number)) = tail.split_first_mut()
-        {
-            head.copy_from_slice(scope.as_bytes());
-            *dash = b'-';
-            number.copy_from_slice(digits);
-            if let Ok(id) = std::str::from_utf8(out) {
-                return Self(id.into());
-            }
-        }
-        // A scope too long for the buffer.
-        Self(format!("{scope}-{seq}").into())
+        let digits = digits.format(seq);
+        let mut id = String::with_capacity(scope.len() + 1 + digits.len());
+        id.push_str(scope);
+        id.push('-');
+        id.push_str(digits);
+        Self(id.into())
     }
 }
 
