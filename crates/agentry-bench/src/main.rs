@@ -57,7 +57,8 @@ fn main() {
         .position(|a| a == "--url")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    if let Err(e) = rt.block_on(bench(requests, in_flight, url)) {
+    let rounds = arg_value(&args, "--rounds").unwrap_or(3);
+    if let Err(e) = rt.block_on(bench(requests, in_flight, rounds, url)) {
         eprintln!("bench: {e}");
         std::process::exit(1);
     }
@@ -165,12 +166,12 @@ fn context_switches() -> u64 {
     tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .flat_map(|status| {
+        .map(|status| {
             status
                 .lines()
                 .filter(|l| l.contains("ctxt_switches:"))
                 .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
+                .sum::<u64>()
         })
         .sum()
 }
@@ -356,7 +357,12 @@ async fn compare_with_floor(
     Ok(())
 }
 
-async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result<(), String> {
+async fn bench(
+    requests: usize,
+    in_flight: usize,
+    rounds: usize,
+    url: Option<String>,
+) -> Result<(), String> {
     if let Some(url) = url {
         let runtime = http_runtime(&url)?;
         run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
@@ -372,7 +378,6 @@ async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result
                 .print();
             return Ok(());
         }
-        let rounds = arg_value(&std::env::args().collect::<Vec<_>>(), "--rounds").unwrap_or(3);
         let name = format!("concurrent ({in_flight} in flight)");
         return compare_with_floor(&runtime, &url, &name, requests, in_flight, rounds).await;
     }
@@ -402,7 +407,6 @@ async fn bench(requests: usize, in_flight: usize, url: Option<String>) -> Result
     println!("RSS at start: {} KiB", status_kib("VmRSS:"));
     run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
 
-    let rounds = arg_value(&std::env::args().collect::<Vec<_>>(), "--rounds").unwrap_or(3);
     compare_with_floor(
         &runtime,
         &base_url,
