@@ -9,11 +9,12 @@
 //!
 //! ```text
 //! cargo run --release -p agentry-bench --bin bench [-- --requests 1000 --in-flight 200]
-//!     [--rounds 3] [--no-event-log] [--url URL-of-a-running-mock [--skip-floor | --only-floor]]
-//!     [--only-test-model]
+//!     [--rounds 3] [--phase sequential,concurrent,memory,test-model] [--no-event-log]
+//!     [--url URL-of-a-running-mock [--skip-floor | --only-floor]]
+//! cargo run --release -p agentry-bench --bin bench -- --help
 //! ```
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,14 +22,65 @@ use agentry::model::{OpenAiChat, OpenAiConfig};
 
 use agentry::{Runtime, Settings};
 use agentry_testkit::{MockServer, Reply, Rule, Scenario};
+use clap::{Parser, ValueEnum};
 use futures::StreamExt;
+use nix::sys::resource::{UsageWho, getrusage};
 use serde_json::json;
 
 const ANSWER: &str = "Agentry streams this answer in twenty small chunks so that every request \
                       exercises the streaming path, the event center and the assembler end to end.";
 
+/// Command-line options.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "Throughput, CPU per request and memory of Agentry executions against the mock server"
+)]
+struct Options {
+    /// Requests per phase (and executions held at once in the memory phase).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    requests: u32,
+    /// Requests in flight in the concurrent phase.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    in_flight: u32,
+    /// Interleaved rounds of each streamed phase and its floor; the best of each is compared.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Phases to run (default: all). Repeat or separate with commas.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    phase: Vec<PhaseKind>,
+    /// Keep no per-execution replay log (hosts that observe through hooks only).
+    #[arg(long)]
+    no_event_log: bool,
+    /// Use a mock server that is already running (see `--serve`) instead of starting one.
+    #[arg(long, value_name = "BASE_URL")]
+    url: Option<String>,
+    /// Run only the Agentry side of each streamed phase (for profilers).
+    #[arg(long, conflicts_with = "only_floor")]
+    skip_floor: bool,
+    /// Run only the bare-reqwest floor of each streamed phase (for profilers).
+    #[arg(long)]
+    only_floor: bool,
+    /// Serve the mock until stdin closes, printing its base URL on the first line.
+    #[arg(long, exclusive = true)]
+    serve: bool,
+}
+
+/// A part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PhaseKind {
+    /// Streamed requests one at a time, against the floor.
+    Sequential,
+    /// Streamed requests `--in-flight` at a time, against the floor.
+    Concurrent,
+    /// `--requests` executions alive at once while RSS is sampled.
+    Memory,
+    /// The in-process test model: the facade's own cost without HTTP.
+    TestModel,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let options = Options::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -39,58 +91,78 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if args.iter().any(|a| a == "--serve") {
+    if options.serve {
         rt.block_on(serve());
         return;
     }
-    let requests = arg_value(&args, "--requests").unwrap_or(1000);
-    let in_flight = arg_value(&args, "--in-flight").unwrap_or(200);
-    if args.iter().any(|a| a == "--only-test-model") {
-        if let Err(e) = rt.block_on(bench_test_model(requests)) {
+    match rt.block_on(bench(&options)) {
+        Ok(()) => {}
+        // The reader of our output went away (`bench | head`): nothing left to say.
+        Err(Failure::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
             eprintln!("bench: {e}");
             std::process::exit(1);
         }
-        return;
-    }
-    let url = args
-        .iter()
-        .position(|a| a == "--url")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    let rounds = arg_value(&args, "--rounds").unwrap_or(3);
-    if let Err(e) = rt.block_on(bench(requests, in_flight, rounds, url)) {
-        eprintln!("bench: {e}");
-        std::process::exit(1);
     }
 }
 
-fn arg_value(args: &[String], name: &str) -> Option<usize> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
+/// Why a benchmark run stopped.
+#[derive(Debug)]
+enum Failure {
+    /// A request, the mock server or the runtime failed.
+    Run(String),
+    /// Writing the report failed.
+    Output(std::io::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Run(e) => f.write_str(e),
+            Failure::Output(e) => write!(f, "cannot write the report: {e}"),
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Run(e)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(e: &str) -> Self {
+        Failure::Run(e.to_owned())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+/// Writes one line of the report to stdout; a closed stdout is a [`Failure::Output`].
+macro_rules! report {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(Failure::Output)
+    };
 }
 
 /// The same work with the in-process test model: the facade's own cost without HTTP.
-async fn bench_test_model(requests: usize) -> Result<(), String> {
+async fn bench_test_model(requests: usize) -> Result<(), Failure> {
     let test_runtime = Runtime::builder()
         .test_model()
         .build()
         .map_err(|e| e.to_string())?;
     let agent = test_runtime.agent("bench");
-    let (cpu0, sw0) = (cpu_seconds(), context_switches());
+    let before = Usage::now();
     let t0 = Instant::now();
     for _ in 0..requests {
         agent.input("hi").text().await.map_err(|e| e.to_string())?;
     }
-    Phase {
-        name: "test model, sequential (no HTTP)".into(),
-        requests,
-        wall: t0.elapsed(),
-        cpu: cpu_seconds() - cpu0,
-        switches: context_switches() - sw0,
-    }
-    .print();
+    Phase::measured("test model, sequential (no HTTP)", requests, t0, before).print()?;
+    test_runtime.shutdown().await;
     Ok(())
 }
 
@@ -121,13 +193,13 @@ async fn serve() {
 }
 
 /// A runtime whose default model streams from the mock server at `base_url`.
-fn http_runtime(base_url: &str) -> Result<Runtime, String> {
+fn http_runtime(base_url: &str, keep_event_log: bool) -> Result<Runtime, String> {
     let provider =
         OpenAiChat::new(OpenAiConfig::new(base_url, "bench-model")).map_err(|e| e.to_string())?;
     let settings = Settings {
         // `--no-event-log`: no per-execution replay log (hosts that observe through
         // hooks rather than late `Execution::events()` subscribers).
-        keep_event_log: !std::env::args().any(|a| a == "--no-event-log"),
+        keep_event_log,
         ..Settings::default()
     };
     Runtime::builder()
@@ -137,43 +209,37 @@ fn http_runtime(base_url: &str) -> Result<Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
-/// CPU time (user + system) of this process, from /proc/self/stat, in seconds.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which may contain spaces) start after ')'.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the full line: 11 and 12 here.
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+/// This process's resource use so far, from `getrusage(RUSAGE_SELF)`.
+///
+/// Linux keeps CPU time in nanoseconds and reports it here to the microsecond
+/// (`/proc/self/stat` rounds to 10 ms ticks), and the switch counts include threads
+/// that have already exited.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    cpu: Duration,
+    /// Context switches, voluntary and involuntary. A thread hand-off costs one; on a
+    /// VM each is several microseconds.
+    switches: u64,
 }
 
-/// Context switches (voluntary + involuntary) summed over this process's threads.
-/// A thread hand-off costs a switch; on a VM each one is several microseconds.
-fn context_switches() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .map(|status| {
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum::<u64>()
-        })
-        .sum()
+impl Usage {
+    fn now() -> Self {
+        let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else {
+            return Usage {
+                cpu: Duration::ZERO,
+                switches: 0,
+            };
+        };
+        let micros = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec().max(0) as u64)
+                + Duration::from_micros(t.tv_usec().max(0) as u64)
+        };
+        Usage {
+            cpu: micros(usage.user_time()) + micros(usage.system_time()),
+            switches: (usage.voluntary_context_switches() + usage.involuntary_context_switches())
+                .max(0) as u64,
+        }
+    }
 }
 
 fn status_kib(field: &str) -> u64 {
@@ -192,16 +258,33 @@ struct Phase {
     name: String,
     requests: usize,
     wall: Duration,
-    cpu: f64,
+    cpu: Duration,
     switches: u64,
 }
 
 impl Phase {
-    fn print(&self) {
+    /// The phase that started at `t0` with resource use `before` and ends now.
+    fn measured(name: &str, requests: usize, t0: Instant, before: Usage) -> Self {
+        let wall = t0.elapsed();
+        let after = Usage::now();
+        Phase {
+            name: name.to_owned(),
+            requests,
+            wall,
+            cpu: after.cpu.saturating_sub(before.cpu),
+            switches: after.switches.saturating_sub(before.switches),
+        }
+    }
+
+    fn cpu_us_per_request(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.requests as f64
+    }
+
+    fn print(&self) -> Result<(), Failure> {
         let rps = self.requests as f64 / self.wall.as_secs_f64();
-        let cpu_us = self.cpu * 1e6 / self.requests as f64;
+        let cpu_us = self.cpu_us_per_request();
         let switches = self.switches as f64 / self.requests as f64;
-        println!(
+        report!(
             "{:<34} {:>6} req  {:>9.1} req/s  {:>8.1} µs CPU/req  {:>5.1} switches/req  {:>8.1} ms wall",
             self.name,
             self.requests,
@@ -209,11 +292,11 @@ impl Phase {
             cpu_us,
             switches,
             self.wall.as_secs_f64() * 1e3
-        );
-        println!(
+        )?;
+        report!(
             "{}",
             json!({"phase": self.name, "requests": self.requests, "requests_per_s": rps, "cpu_us_per_request": cpu_us, "context_switches_per_request": switches, "wall_ms": self.wall.as_secs_f64() * 1e3})
-        );
+        )
     }
 }
 
@@ -225,7 +308,7 @@ async fn run_phase(
     prompt: &str,
 ) -> Result<Phase, String> {
     let agent = runtime.agent("bench");
-    let (cpu0, sw0) = (cpu_seconds(), context_switches());
+    let before = Usage::now();
     let t0 = Instant::now();
     let results: Vec<Result<String, agentry::AgentryError>> = futures::stream::iter(0..n)
         .map(|_| {
@@ -236,9 +319,7 @@ async fn run_phase(
         .buffer_unordered(in_flight.max(1))
         .collect()
         .await;
-    let wall = t0.elapsed();
-    let cpu = cpu_seconds() - cpu0;
-    let switches = context_switches() - sw0;
+    let phase = Phase::measured(name, n, t0, before);
     let failures = results.iter().filter(|r| r.is_err()).count();
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         return Err(format!(
@@ -250,13 +331,7 @@ async fn run_phase(
     {
         return Err(format!("{name}: unexpected answer {text:?}"));
     }
-    Ok(Phase {
-        name: name.to_owned(),
-        requests: n,
-        wall,
-        cpu,
-        switches,
-    })
+    Ok(phase)
 }
 
 /// The floor: the same streamed request sent with a bare `reqwest` client (configured
@@ -300,28 +375,34 @@ async fn run_floor(base_url: &str, n: usize, in_flight: usize) -> Result<Phase, 
     for _ in 0..10 {
         one(client.clone()).await?;
     }
-    let (cpu0, sw0) = (cpu_seconds(), context_switches());
+    let before = Usage::now();
     let t0 = Instant::now();
     let results: Vec<Result<usize, String>> = futures::stream::iter(0..n)
         .map(|_| one(client.clone()))
         .buffer_unordered(in_flight.max(1))
         .collect()
         .await;
-    let (wall, cpu) = (t0.elapsed(), cpu_seconds() - cpu0);
-    let switches = context_switches() - sw0;
+    let phase = Phase::measured(
+        &format!("floor: bare reqwest ({in_flight} in flight)"),
+        n,
+        t0,
+        before,
+    );
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         return Err(format!("floor: {e}"));
     }
     if results.iter().any(|r| matches!(r, Ok(0))) {
         return Err("floor: an empty response body".into());
     }
-    Ok(Phase {
-        name: format!("floor: bare reqwest ({in_flight} in flight)"),
-        requests: n,
-        wall,
-        cpu,
-        switches,
-    })
+    Ok(phase)
+}
+
+/// Which sides of a streamed phase to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sides {
+    Both,
+    AgentryOnly,
+    FloorOnly,
 }
 
 /// Runs an Agentry phase and its floor `rounds` times, interleaved so both see the
@@ -332,103 +413,38 @@ async fn compare_with_floor(
     runtime: &Runtime,
     base_url: &str,
     name: &str,
-    requests: usize,
-    in_flight: usize,
-    rounds: usize,
-) -> Result<(), String> {
-    let per = |p: &Phase| p.cpu * 1e6 / p.requests as f64;
+    (requests, in_flight, rounds): (usize, usize, usize),
+    sides: Sides,
+) -> Result<(), Failure> {
     let (mut best_floor, mut best) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..rounds.max(1) {
-        let floor = run_floor(base_url, requests, in_flight).await?;
-        floor.print();
-        let phase = run_phase(runtime, name, requests, in_flight, "hi").await?;
-        phase.print();
-        best_floor = best_floor.min(per(&floor));
-        best = best.min(per(&phase));
+        if sides != Sides::AgentryOnly {
+            let floor = run_floor(base_url, requests, in_flight).await?;
+            floor.print()?;
+            best_floor = best_floor.min(floor.cpu_us_per_request());
+        }
+        if sides != Sides::FloorOnly {
+            let phase = run_phase(runtime, name, requests, in_flight, "hi").await?;
+            phase.print()?;
+            best = best.min(phase.cpu_us_per_request());
+        }
+    }
+    if sides != Sides::Both {
+        return Ok(());
     }
     let own = best - best_floor;
-    println!(
+    report!(
         "  runtime's own CPU per request (best Agentry − best floor of {rounds}): {own:.1} µs ({best:.1} vs {best_floor:.1})"
-    );
-    println!(
+    )?;
+    report!(
         "{}",
         json!({"phase": name, "rounds": rounds, "own_cpu_us_per_request": own, "cpu_us_per_request": best, "floor_cpu_us_per_request": best_floor})
-    );
-    Ok(())
+    )
 }
 
-async fn bench(
-    requests: usize,
-    in_flight: usize,
-    rounds: usize,
-    url: Option<String>,
-) -> Result<(), String> {
-    if let Some(url) = url {
-        let runtime = http_runtime(&url)?;
-        run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
-        if std::env::args().any(|a| a == "--only-floor") {
-            // For profiling the floor alone (`strace -c`, `perf`).
-            run_floor(&url, requests, in_flight).await?.print();
-            return Ok(());
-        }
-        if std::env::args().any(|a| a == "--skip-floor") {
-            // For profiling the runtime alone.
-            run_phase(&runtime, "agentry", requests, in_flight, "hi")
-                .await?
-                .print();
-            return Ok(());
-        }
-        let name = format!("concurrent ({in_flight} in flight)");
-        return compare_with_floor(&runtime, &url, &name, requests, in_flight, rounds).await;
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .arg("--serve")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the mock server process: {e}"))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or("no stdout from the mock server")?;
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    let base_url = line.trim().to_owned();
-    if !base_url.starts_with("http://127.0.0.1") {
-        return Err(format!("mock server did not report its URL: {base_url:?}"));
-    }
-
-    let runtime = http_runtime(&base_url)?;
-
-    println!("mock server: {base_url} (separate process)");
-    println!("RSS at start: {} KiB", status_kib("VmRSS:"));
-    run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
-
-    compare_with_floor(
-        &runtime,
-        &base_url,
-        "sequential (1 in flight)",
-        requests,
-        1,
-        rounds,
-    )
-    .await?;
-    let concurrent = format!("concurrent ({in_flight} in flight)");
-    compare_with_floor(
-        &runtime,
-        &base_url,
-        &concurrent,
-        requests,
-        in_flight,
-        rounds,
-    )
-    .await?;
-
-    // All requests in flight at once: the server holds each first token for 1.5 s,
-    // so every execution is alive at the same time while RSS is sampled.
+/// All executions in flight at once: the server holds each first token for 1.5 s, so
+/// every execution is alive at the same time while RSS is sampled.
+async fn bench_memory(runtime: &Runtime, requests: usize) -> Result<(), Failure> {
     let rss_before = status_kib("VmRSS:");
     let sampler = tokio::spawn(async {
         let mut peak = 0;
@@ -439,7 +455,7 @@ async fn bench(
         peak
     });
     let all = run_phase(
-        &runtime,
+        runtime,
         &format!("all {requests} in flight"),
         requests,
         requests,
@@ -447,39 +463,107 @@ async fn bench(
     )
     .await?;
     let peak_during = sampler.await.unwrap_or(0);
-    all.print();
-    println!(
+    all.print()?;
+    report!(
         "RSS: before {rss_before} KiB, peak while {requests} executions were in flight {peak_during} KiB, \
          process high-water mark {} KiB",
         status_kib("VmHWM:")
-    );
-    println!(
+    )?;
+    report!(
         "{}",
         json!({"rss_before_kib": rss_before, "rss_peak_in_flight_kib": peak_during, "vm_hwm_kib": status_kib("VmHWM:")})
-    );
+    )
+}
 
-    // The same work with the in-process test model: the facade's own cost without HTTP.
-    let test_runtime = Runtime::builder()
-        .test_model()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let agent = test_runtime.agent("bench");
-    let (cpu0, sw0) = (cpu_seconds(), context_switches());
-    let t0 = Instant::now();
-    for _ in 0..requests {
-        agent.input("hi").text().await.map_err(|e| e.to_string())?;
-    }
-    Phase {
-        name: "test model, sequential (no HTTP)".into(),
-        requests,
-        wall: t0.elapsed(),
-        cpu: cpu_seconds() - cpu0,
-        switches: context_switches() - sw0,
-    }
-    .print();
+/// The mock server in a child process; it exits when dropped (its stdin closes).
+struct ServerProcess {
+    child: Child,
+    base_url: String,
+}
 
+impl ServerProcess {
+    fn start() -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe)
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the mock server process: {e}"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("no stdout from the mock server")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let base_url = line.trim().to_owned();
+        if !base_url.starts_with("http://127.0.0.1") {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("mock server did not report its URL: {base_url:?}"));
+        }
+        Ok(ServerProcess { child, base_url })
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+async fn bench(options: &Options) -> Result<(), Failure> {
+    let requests = options.requests as usize;
+    let in_flight = options.in_flight as usize;
+    let rounds = options.rounds as usize;
+    let wants = |kind: PhaseKind| options.phase.is_empty() || options.phase.contains(&kind);
+    let sides = match (options.skip_floor, options.only_floor) {
+        (true, _) => Sides::AgentryOnly,
+        (_, true) => Sides::FloorOnly,
+        _ => Sides::Both,
+    };
+
+    let mut server = None;
+    let base_url = match &options.url {
+        Some(url) => url.clone(),
+        None => {
+            let started = ServerProcess::start()?;
+            let url = started.base_url.clone();
+            report!("mock server: {url} (separate process)")?;
+            server = Some(started);
+            url
+        }
+    };
+    let runtime = http_runtime(&base_url, !options.no_event_log)?;
+    report!("RSS at start: {} KiB", status_kib("VmRSS:"))?;
+    run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
+
+    if wants(PhaseKind::Sequential) {
+        let sizes = (requests, 1, rounds);
+        compare_with_floor(
+            &runtime,
+            &base_url,
+            "sequential (1 in flight)",
+            sizes,
+            sides,
+        )
+        .await?;
+    }
+    if wants(PhaseKind::Concurrent) {
+        let name = format!("concurrent ({in_flight} in flight)");
+        let sizes = (requests, in_flight, rounds);
+        compare_with_floor(&runtime, &base_url, &name, sizes, sides).await?;
+    }
+    if wants(PhaseKind::Memory) {
+        bench_memory(&runtime, requests).await?;
+    }
+    if wants(PhaseKind::TestModel) {
+        bench_test_model(requests).await?;
+    }
     runtime.shutdown().await;
-    drop(child.stdin.take());
-    let _ = child.wait();
+    drop(server);
     Ok(())
 }
