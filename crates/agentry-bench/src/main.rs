@@ -16,11 +16,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use agentry::model::{OpenAiChat, OpenAiConfig};
 
-use agentry::{Runtime, Settings};
+use agentry::core::{HookError, hook_fn};
+use agentry::{HookOptions, Runtime, Settings};
 use agentry_testkit::{MockServer, Reply, Rule, Scenario};
 use clap::{Parser, ValueEnum};
 use futures::StreamExt;
@@ -52,6 +54,11 @@ struct Options {
     /// Keep no per-execution replay log (hosts that observe through hooks only).
     #[arg(long)]
     no_event_log: bool,
+    /// Register one hook that receives every event and counts it, as a host that
+    /// forwards events (to DevTools, a log) would: `inline` is awaited by each emit,
+    /// `background` runs on its own task. The default measures the runtime alone.
+    #[arg(long, value_enum, default_value_t = HookKind::None)]
+    hook: HookKind,
     /// Use a mock server that is already running (see `--serve`) instead of starting one.
     #[arg(long, value_name = "BASE_URL")]
     url: Option<String>,
@@ -64,6 +71,17 @@ struct Options {
     /// Serve the mock until stdin closes, printing its base URL on the first line.
     #[arg(long, exclusive = true)]
     serve: bool,
+}
+
+/// The observer registered for the streamed phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HookKind {
+    /// No hook.
+    None,
+    /// One raw hook, awaited inline by every emit.
+    Inline,
+    /// One raw hook on a background task.
+    Background,
 }
 
 /// A part of the benchmark.
@@ -193,7 +211,7 @@ async fn serve() {
 }
 
 /// A runtime whose default model streams from the mock server at `base_url`.
-fn http_runtime(base_url: &str, keep_event_log: bool) -> Result<Runtime, String> {
+fn http_runtime(base_url: &str, keep_event_log: bool, hook: HookKind) -> Result<Runtime, String> {
     let provider =
         OpenAiChat::new(OpenAiConfig::new(base_url, "bench-model")).map_err(|e| e.to_string())?;
     let settings = Settings {
@@ -202,11 +220,32 @@ fn http_runtime(base_url: &str, keep_event_log: bool) -> Result<Runtime, String>
         keep_event_log,
         ..Settings::default()
     };
-    Runtime::builder()
+    let runtime = Runtime::builder()
         .model("default", Arc::new(provider))
         .settings(settings)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let options = match hook {
+        HookKind::None => return Ok(runtime),
+        HookKind::Inline => HookOptions::new("bench-counter"),
+        HookKind::Background => HookOptions::new("bench-counter").background(),
+    };
+    let seen = Arc::new(AtomicU64::new(0));
+    runtime
+        .events()
+        .register(
+            options,
+            hook_fn(move |event| {
+                let seen = seen.clone();
+                async move {
+                    // Touch the event as a forwarding sink would.
+                    seen.fetch_add(event.seq.min(1), Ordering::Relaxed);
+                    Ok::<(), HookError>(())
+                }
+            }),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(runtime)
 }
 
 /// This process's resource use so far, from `getrusage(RUSAGE_SELF)`.
@@ -537,7 +576,7 @@ async fn bench(options: &Options) -> Result<(), Failure> {
             url
         }
     };
-    let runtime = http_runtime(&base_url, !options.no_event_log)?;
+    let runtime = http_runtime(&base_url, !options.no_event_log, options.hook)?;
     report!("RSS at start: {} KiB", status_kib("VmRSS:"))?;
     run_phase(&runtime, "warm-up", 50, 10, "hi").await?;
 
