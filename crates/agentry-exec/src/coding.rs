@@ -14,7 +14,7 @@
 //! Both packages use the ids `list_files`, `search_files`, `read_file` and
 //! `write_file` (the names models know). They are **alternatives**: the coding set
 //! includes the read side of the file actions, and its `read_file`/`write_file` add
-//! the hash tracking. [`crate::enable`] registers only the coding set when both are
+//! the hash tracking. [`crate::enable()`] registers only the coding set when both are
 //! asked for; registering both by hand fails with `exec.registration_failed`
 //! (duplicate id) rather than silently replacing one.
 use std::collections::{BTreeSet, HashMap};

@@ -4,7 +4,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`enable`] | the host entry point: `--enable shell,python,…` → registered actions + [`ResourceManager`] |
+//! | [`enable()`] | the host entry point: `--enable shell,python,…` → registered actions + [`ResourceManager`] |
 //! | [`resource`] | [`ResourceManager`] (implements `agentry_actions::ResourceResolver`), providers, scopes, permission profiles |
 //! | [`process`] | the bounded runner: argv only, process group, env allow-list, timeout, output caps and spill, kill on drop |
 //! | [`sandbox`] | bubblewrap detection (probed, never assumed) and argv; [`IsolationLevel`] |

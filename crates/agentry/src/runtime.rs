@@ -22,8 +22,8 @@ pub struct Settings {
     /// How often a running execution emits `agent_execution.heartbeat`. Heartbeats
     /// show liveness; they never count as progress.
     pub heartbeat_interval: Duration,
-    /// Keep every event of an execution in memory so [`Execution::events`]
-    /// (crate::Execution::events) replays from the first one. Turn off for very
+    /// Keep every event of an execution in memory so
+    /// [`Execution::events`](crate::Execution::events) replays from the first one. Turn off for very
     /// high execution counts when nobody subscribes late. (The one-shot
     /// `agent.input(..).text()` / `.data()` / `.result()` never keep it: their
     /// execution is never handed out, so no one can subscribe late.)
