@@ -161,14 +161,28 @@ fn parse_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.display().to_string(),
-        message: one_line(&e.to_string()),
+        message: parse_message(&text, &e),
     })
+}
+
+/// One line for a TOML error: where it is, then what is wrong. The error's own
+/// `Display` quotes the offending source lines under a caret, which a one-line
+/// message would flatten into noise.
+fn parse_message(text: &str, error: &toml::de::Error) -> String {
+    let what = one_line(error.message());
+    let Some(start) = error.span().map(|span| span.start) else {
+        return what;
+    };
+    let before = text.get(..start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {what}")
 }
 
 fn one_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && *l != "|")
+        .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -355,6 +369,32 @@ pub fn resolve(overrides: &Overrides, env: &Env) -> Result<Resolved, ConfigError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn toml_error(text: &str) -> String {
+        match toml::from_str::<FileConfig>(text) {
+            Ok(_) => String::from("parsed"),
+            Err(e) => parse_message(text, &e),
+        }
+    }
+
+    #[test]
+    fn toml_errors_are_one_line_with_a_position() {
+        assert_eq!(
+            toml_error("# models\ndefault_model = 3\n"),
+            "line 2, column 17: invalid type: integer `3`, expected a string"
+        );
+        let unknown = toml_error("[limits]\nmax_secondz = 3\n");
+        assert!(
+            unknown.starts_with("line 2, column 1: unknown field `max_secondz`"),
+            "{unknown}"
+        );
+        let syntax = toml_error("default_model = \"a");
+        assert!(syntax.starts_with("line 1, column "), "{syntax}");
+        assert!(
+            !syntax.contains('\n') && !syntax.contains(" | "),
+            "{syntax}"
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env {

@@ -14,7 +14,17 @@ use crate::error::AgentryError;
 /// assert!(limits.validate().is_ok());
 /// assert!(Limits::new().max_seconds(-1.0).validate().is_err());
 /// ```
+///
+/// Deserializing refuses unknown names: limits come from configuration (`[limits]`
+/// in `agentry.toml`, a host's JSON), where a misspelt `max_secnds` would otherwise
+/// leave the execution silently unbounded.
+///
+/// ```
+/// let typo = serde_json::from_str::<agentry::Limits>(r#"{"max_secnds": 5}"#);
+/// assert!(typo.unwrap_err().to_string().contains("unknown field `max_secnds`"));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Hard deadline for the whole execution, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
