@@ -233,7 +233,12 @@ impl Transport {
 
     fn transport_detail(&self, err: &reqwest::Error) -> String {
         let mut text = String::new();
-        let mut source: Option<&dyn std::error::Error> = Some(err);
+        // A failed send says "error sending request for url (…)" above its cause; the
+        // message already names the endpoint, so it starts at the cause.
+        let mut source: Option<&dyn std::error::Error> = match std::error::Error::source(err) {
+            Some(cause) if err.is_request() || err.is_connect() => Some(cause),
+            _ => Some(err),
+        };
         while let Some(e) = source {
             let piece = e.to_string();
             if !text.contains(&piece) {

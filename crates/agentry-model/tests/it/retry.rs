@@ -186,11 +186,16 @@ async fn connection_refused_is_retried_then_reported() {
         let out = run(model.as_ref(), ask("x")).await;
         assert_eq!(out.retries().len(), 1);
         match out.err() {
-            ModelError::Connect { endpoint, .. } => {
+            ModelError::Connect { endpoint, detail } => {
                 assert!(
                     endpoint.starts_with(&format!("http://127.0.0.1:{port}/v1/")),
                     "{endpoint}"
-                )
+                );
+                // The cause, once: not reqwest's "error sending request for url (…)",
+                // which repeats the endpoint the message already names.
+                assert!(detail.contains("refused"), "{detail}");
+                assert!(!detail.contains("error sending request"), "{detail}");
+                assert!(!detail.contains(endpoint.as_str()), "{detail}");
             }
             other => panic!("{other:?}"),
         }
