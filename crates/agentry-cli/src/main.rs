@@ -97,10 +97,10 @@ struct RunArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     events: Option<EventsFormat>,
     /// Hard deadline in seconds.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_seconds: Option<f64>,
     /// Longest time without progress, in seconds.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_no_progress_seconds: Option<f64>,
     /// Most model requests.
     #[arg(long)]

@@ -129,6 +129,16 @@ async fn usage_errors_exit_2_with_one_line() {
         vec!["run", "hello"],                                      // no model configured
         vec!["run", "--model", "test"],                            // no prompt
         vec!["run", "--model", "test", "--max-seconds", "0", "x"], // invalid limit
+        // A negative number is a value to validate, not an unknown flag.
+        vec!["run", "--model", "test", "--max-seconds", "-1", "x"],
+        vec![
+            "run",
+            "--model",
+            "test",
+            "--max-no-progress-seconds",
+            "-2",
+            "x",
+        ],
         vec!["run", "--model", "test", "--output", "missing.json", "x"],
         vec!["run", "--bogus-flag"],
     ];
@@ -138,6 +148,16 @@ async fn usage_errors_exit_2_with_one_line() {
         let o = output(cmd).await;
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stdout(&o).is_empty(), "{args:?}");
+        if args
+            .iter()
+            .any(|a| a.starts_with('-') && a.len() > 1 && a[1..].parse::<f64>().is_ok())
+        {
+            assert!(
+                stderr(&o).contains("invalid limit"),
+                "{args:?}: {}",
+                stderr(&o)
+            );
+        }
         if args[1] != "--bogus-flag" {
             assert_eq!(
                 stderr(&o).trim().lines().count(),
