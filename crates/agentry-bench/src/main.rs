@@ -1,8 +1,8 @@
 //! `bench`: throughput, CPU per request and memory of Agentry executions.
 //!
 //! The mock OpenAI-compatible server runs in a child process (this binary started
-//! with `--serve`), so the CPU time read from `/proc/self/stat` is this process's:
-//! the facade, events, the model provider and its HTTP client. Each streamed phase runs
+//! with `--serve`), so the CPU time `getrusage` reports is this process's: the
+//! facade, events, the model provider and its HTTP client. Each streamed phase runs
 //! next to a floor — the same request sent with a bare `reqwest` client whose body is
 //! read and dropped — and the difference is reported as the runtime's own CPU cost:
 //! the best of `--rounds` interleaved rounds of each, minus the best floor round.
@@ -10,7 +10,8 @@
 //! ```text
 //! cargo run --release -p agentry-bench --bin bench [-- --requests 1000 --in-flight 200]
 //!     [--rounds 3] [--phase sequential,concurrent,memory,test-model] [--no-event-log]
-//!     [--url URL-of-a-running-mock [--skip-floor | --only-floor]]
+//!     [--hook none|inline|background] [--url URL-of-a-running-mock]
+//!     [--skip-floor | --only-floor]
 //! cargo run --release -p agentry-bench --bin bench -- --help
 //! ```
 use std::io::{BufRead, BufReader, Write};
@@ -148,18 +149,6 @@ impl From<String> for Failure {
     }
 }
 
-impl From<&str> for Failure {
-    fn from(e: &str) -> Self {
-        Failure::Run(e.to_owned())
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        Failure::Output(e)
-    }
-}
-
 /// Writes one line of the report to stdout; a closed stdout is a [`Failure::Output`].
 macro_rules! report {
     ($($arg:tt)*) => {
@@ -180,7 +169,7 @@ async fn bench_test_model(requests: usize, rounds: usize) -> Result<(), Failure>
         .map_err(|e| e.to_string())?;
     let agent = test_runtime.agent("bench");
     let name = "test model, sequential (no HTTP)";
-    let (mut best_floor, mut best) = (f64::INFINITY, f64::INFINITY);
+    let mut best = Best::default();
     for _ in 0..rounds.max(1) {
         let before = Usage::now();
         let t0 = Instant::now();
@@ -189,27 +178,21 @@ async fn bench_test_model(requests: usize, rounds: usize) -> Result<(), Failure>
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let floor = Phase::measured("floor: spawn and await a task", requests, t0, before);
-        floor.print()?;
-        best_floor = best_floor.min(floor.cpu_us_per_request());
+        best.floor(Phase::measured(
+            "floor: spawn and await a task",
+            requests,
+            t0,
+            before,
+        ))?;
 
         let before = Usage::now();
         let t0 = Instant::now();
         for _ in 0..requests {
             agent.input("hi").text().await.map_err(|e| e.to_string())?;
         }
-        let phase = Phase::measured(name, requests, t0, before);
-        phase.print()?;
-        best = best.min(phase.cpu_us_per_request());
+        best.phase(Phase::measured(name, requests, t0, before))?;
     }
-    let own = best - best_floor;
-    report!(
-        "  facade's own CPU per request (best test model − best task floor of {rounds}): {own:.1} µs ({best:.1} vs {best_floor:.1})"
-    )?;
-    report!(
-        "{}",
-        json!({"phase": name, "rounds": rounds, "own_cpu_us_per_request": own, "cpu_us_per_request": best, "floor_cpu_us_per_request": best_floor})
-    )?;
+    best.report("facade", "test model", "task floor", name, rounds)?;
     test_runtime.shutdown().await;
     Ok(())
 }
@@ -485,30 +468,70 @@ async fn compare_with_floor(
     (requests, in_flight, rounds): (usize, usize, usize),
     sides: Sides,
 ) -> Result<(), Failure> {
-    let (mut best_floor, mut best) = (f64::INFINITY, f64::INFINITY);
+    let mut best = Best::default();
     for _ in 0..rounds.max(1) {
         if sides != Sides::AgentryOnly {
-            let floor = run_floor(base_url, requests, in_flight).await?;
-            floor.print()?;
-            best_floor = best_floor.min(floor.cpu_us_per_request());
+            best.floor(run_floor(base_url, requests, in_flight).await?)?;
         }
         if sides != Sides::FloorOnly {
-            let phase = run_phase(runtime, name, requests, in_flight, "hi").await?;
-            phase.print()?;
-            best = best.min(phase.cpu_us_per_request());
+            best.phase(run_phase(runtime, name, requests, in_flight, "hi").await?)?;
         }
     }
     if sides != Sides::Both {
         return Ok(());
     }
-    let own = best - best_floor;
-    report!(
-        "  runtime's own CPU per request (best Agentry − best floor of {rounds}): {own:.1} µs ({best:.1} vs {best_floor:.1})"
-    )?;
-    report!(
-        "{}",
-        json!({"phase": name, "rounds": rounds, "own_cpu_us_per_request": own, "cpu_us_per_request": best, "floor_cpu_us_per_request": best_floor})
-    )
+    best.report("runtime", "Agentry", "floor", name, rounds)
+}
+
+/// The lowest CPU per request of a phase and of its floor over interleaved rounds.
+struct Best {
+    phase: f64,
+    floor: f64,
+}
+
+impl Default for Best {
+    fn default() -> Self {
+        Best {
+            phase: f64::INFINITY,
+            floor: f64::INFINITY,
+        }
+    }
+}
+
+impl Best {
+    /// Prints a floor round and keeps it if it is the best so far.
+    fn floor(&mut self, round: Phase) -> Result<(), Failure> {
+        round.print()?;
+        self.floor = self.floor.min(round.cpu_us_per_request());
+        Ok(())
+    }
+
+    /// Prints a round of the measured phase and keeps it if it is the best so far.
+    fn phase(&mut self, round: Phase) -> Result<(), Failure> {
+        round.print()?;
+        self.phase = self.phase.min(round.cpu_us_per_request());
+        Ok(())
+    }
+
+    /// Prints the own cost, best phase round minus best floor round, in words and as JSON.
+    fn report(
+        &self,
+        whose: &str,
+        phase_label: &str,
+        floor_label: &str,
+        name: &str,
+        rounds: usize,
+    ) -> Result<(), Failure> {
+        let (best, best_floor) = (self.phase, self.floor);
+        let own = best - best_floor;
+        report!(
+            "  {whose}'s own CPU per request (best {phase_label} − best {floor_label} of {rounds}): {own:.1} µs ({best:.1} vs {best_floor:.1})"
+        )?;
+        report!(
+            "{}",
+            json!({"phase": name, "rounds": rounds, "own_cpu_us_per_request": own, "cpu_us_per_request": best, "floor_cpu_us_per_request": best_floor})
+        )
+    }
 }
 
 /// All executions in flight at once: the server holds each first token for 1.5 s, so
