@@ -72,18 +72,19 @@ pub(crate) struct EventTooLarge;
 #[derive(Debug)]
 pub(crate) struct SseParser {
     inner: agentry_model::sse::SseParser,
-    /// The cap on one line or event, in bytes.
-    max: usize,
 }
 
 impl SseParser {
     /// A parser that refuses events larger than `max` bytes.
     pub(crate) fn new(max: usize) -> Self {
-        let inner = agentry_model::sse::SseParser::with_max_event_bytes(max);
         Self {
-            max: inner.max_event_bytes(),
-            inner,
+            inner: agentry_model::sse::SseParser::with_max_event_bytes(max),
         }
+    }
+
+    /// The cap on one line or event, in bytes.
+    pub(crate) fn max_event_bytes(&self) -> usize {
+        self.inner.max_event_bytes()
     }
 
     /// Feeds one chunk; appends every event it completes to `out`.
@@ -582,7 +583,7 @@ where
                     }
                     self.events = events;
                     if fed.is_err() {
-                        let limit = self.parser.max;
+                        let limit = self.parser.max_event_bytes();
                         self.fail(McpError::MessageTooLarge { server, limit });
                     }
                 }
